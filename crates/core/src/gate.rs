@@ -1,0 +1,174 @@
+//! Per-connection stream gate: merges a subscription's catch-up with live deliveries.
+//!
+//! The connection registers with the hub *before* reading history, so nothing published in
+//! between can be missed; live deliveries that arrive while history is being read are held
+//! here, then released after the catch-up with everything already covered dropped. The result
+//! is each channel's publications in offset order with no gap and no duplicate, whatever the
+//! broker. Sans-IO: the writer task feeds it [`Outbound`] items and writes what comes out.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::channel::ChannelName;
+use crate::hub::Outbound;
+
+enum ChannelState {
+    /// Waiting for the catch-up; holding live deliveries.
+    Pending(Vec<(u64, Bytes)>),
+    /// Live: the last offset written.
+    Live(u64),
+}
+
+/// Tracks each subscribed channel's stream position for one connection.
+#[derive(Default)]
+pub struct StreamGate {
+    channels: HashMap<ChannelName, ChannelState>,
+}
+
+impl StreamGate {
+    /// Processes one queue item and appends the frames to write, in order, to `out`.
+    pub fn process(&mut self, item: Outbound, out: &mut Vec<Bytes>) {
+        match item {
+            Outbound::Frame(frame) => out.push(frame),
+            Outbound::Delivery {
+                channel,
+                offset,
+                frame,
+            } => match self.channels.get_mut(&channel) {
+                Some(ChannelState::Pending(held)) => held.push((offset, frame)),
+                Some(ChannelState::Live(last)) => {
+                    if offset > *last {
+                        *last = offset;
+                        out.push(frame);
+                    }
+                }
+                // Not (or no longer) subscribed from the client's point of view.
+                None => {}
+            },
+            Outbound::BeginSubscribe { channel } => {
+                self.channels
+                    .insert(channel, ChannelState::Pending(Vec::new()));
+            }
+            Outbound::CompleteSubscribe {
+                channel,
+                reply,
+                after,
+                catch_up,
+                ok,
+            } => {
+                out.extend(reply);
+                if !ok {
+                    self.channels.remove(&channel);
+                    return;
+                }
+                let held = match self.channels.remove(&channel) {
+                    Some(ChannelState::Pending(held)) => held,
+                    _ => Vec::new(),
+                };
+                let mut last = after;
+                for (offset, frame) in catch_up.into_iter().chain(held) {
+                    if offset > last {
+                        last = offset;
+                        out.push(frame);
+                    }
+                }
+                self.channels.insert(channel, ChannelState::Live(last));
+            }
+            Outbound::Unsubscribed { channel, reply } => {
+                self.channels.remove(&channel);
+                out.push(reply);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(ch: &ChannelName, offset: u64) -> Outbound {
+        Outbound::Delivery {
+            channel: ch.clone(),
+            offset,
+            frame: Bytes::from(offset.to_string()),
+        }
+    }
+
+    fn run(items: Vec<Outbound>) -> Vec<String> {
+        let mut gate = StreamGate::default();
+        let mut out = Vec::new();
+        for i in items {
+            gate.process(i, &mut out);
+        }
+        out.into_iter()
+            .map(|b| String::from_utf8(b.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn catch_up_then_held_without_duplicates() {
+        let ch = ChannelName::parse("missions").unwrap();
+        let out = run(vec![
+            Outbound::BeginSubscribe {
+                channel: ch.clone(),
+            },
+            d(&ch, 7), // live, published while history was read: also in catch_up
+            d(&ch, 8),
+            Outbound::CompleteSubscribe {
+                channel: ch.clone(),
+                reply: Some(Bytes::from("sub")),
+                after: 4,
+                catch_up: (5..=7).map(|o| (o, Bytes::from(o.to_string()))).collect(),
+                ok: true,
+            },
+            d(&ch, 8), // duplicate
+            d(&ch, 9),
+        ]);
+        assert_eq!(out, ["sub", "5", "6", "7", "8", "9"]);
+    }
+
+    #[test]
+    fn no_since_drops_what_the_position_already_covers() {
+        let ch = ChannelName::parse("lobby").unwrap();
+        let out = run(vec![
+            Outbound::BeginSubscribe {
+                channel: ch.clone(),
+            },
+            d(&ch, 3),
+            d(&ch, 4),
+            Outbound::CompleteSubscribe {
+                channel: ch.clone(),
+                reply: Some(Bytes::from("sub")),
+                after: 3,
+                catch_up: vec![],
+                ok: true,
+            },
+        ]);
+        assert_eq!(out, ["sub", "4"]);
+    }
+
+    #[test]
+    fn failed_or_left_channels_deliver_nothing() {
+        let ch = ChannelName::parse("lobby").unwrap();
+        let out = run(vec![
+            Outbound::BeginSubscribe {
+                channel: ch.clone(),
+            },
+            d(&ch, 1),
+            Outbound::CompleteSubscribe {
+                channel: ch.clone(),
+                reply: Some(Bytes::from("err")),
+                after: 0,
+                catch_up: vec![],
+                ok: false,
+            },
+            d(&ch, 2),
+            Outbound::Unsubscribed {
+                channel: ch.clone(),
+                reply: Bytes::from("unsub"),
+            },
+        ]);
+        assert_eq!(out, ["err", "unsub"]);
+    }
+}

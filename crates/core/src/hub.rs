@@ -1,0 +1,419 @@
+//! The node-local registry of subscriptions and the only place that fans out.
+//!
+//! Sharded by channel name so subscribes on different channels never contend; each channel's
+//! subscriber set has its own lock, held only for non-blocking `try_send`s. A publication is
+//! encoded at most once per (wire format, audience) actually present among the receivers, and
+//! every receiver gets a clone of the same bytes.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+
+use bytes::Bytes;
+use tokio::sync::{Notify, mpsc};
+
+use crate::channel::ChannelName;
+use crate::codes::CloseCode;
+use crate::protocol::encode_delivery;
+use crate::publication::{Audience, Publication};
+
+/// A connection id, shared cheaply.
+pub type ConnId = Arc<str>;
+
+/// How a connection's frames are encoded; one encoding per format per publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// The native JSON envelope of SPEC §4.1 (also the `data:` of SSE and long-poll updates).
+    Native,
+}
+
+impl WireFormat {
+    const COUNT: usize = 1;
+
+    fn index(self) -> usize {
+        match self {
+            Self::Native => 0,
+        }
+    }
+
+    /// Encodes a publication for this format and audience.
+    pub fn encode(self, publication: &Publication, audience: Audience) -> Bytes {
+        match self {
+            Self::Native => Bytes::from(encode_delivery(publication, audience)),
+        }
+    }
+}
+
+/// What goes through a connection's bounded outbound queue, in order, to its writer task.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A reply or notice, written as is.
+    Frame(Bytes),
+    /// A publication, pre-encoded, with its position so the writer can drop duplicates.
+    Delivery {
+        /// Channel it was published on.
+        channel: ChannelName,
+        /// Its offset in the channel.
+        offset: u64,
+        /// The encoded frame.
+        frame: Bytes,
+    },
+    /// A subscription is being set up: hold live deliveries for the channel until
+    /// [`Outbound::CompleteSubscribe`] arrives.
+    BeginSubscribe {
+        /// Channel.
+        channel: ChannelName,
+    },
+    /// Catch-up is known: write `reply`, then `catch_up`, then held deliveries after `after`.
+    CompleteSubscribe {
+        /// Channel.
+        channel: ChannelName,
+        /// The `subscribed` reply (or an error reply if the subscription failed); `None` for
+        /// implicit subscriptions the client did not ask for.
+        reply: Option<Bytes>,
+        /// The last offset the client will have seen once `catch_up` is written.
+        after: u64,
+        /// Missed publications, in order, pre-encoded for this connection.
+        catch_up: Vec<(u64, Bytes)>,
+        /// False when the subscription failed and held deliveries must be discarded.
+        ok: bool,
+    },
+    /// The client left the channel: forget its stream state, then write `reply`.
+    Unsubscribed {
+        /// Channel.
+        channel: ChannelName,
+        /// The `unsubscribed` reply.
+        reply: Bytes,
+    },
+}
+
+/// The hub's view of one connection: where to queue its frames and how to stop it.
+#[derive(Debug)]
+pub struct ConnectionHandle {
+    id: ConnId,
+    format: WireFormat,
+    audience: AtomicU8,
+    tx: mpsc::Sender<Outbound>,
+    close_reason: OnceLock<CloseCode>,
+    close_signal: Notify,
+}
+
+impl ConnectionHandle {
+    /// Creates the handle and the receiving end its writer task drains.
+    pub fn new(
+        id: ConnId,
+        format: WireFormat,
+        audience: Audience,
+        capacity: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        let handle = Arc::new(Self {
+            id,
+            format,
+            audience: AtomicU8::new(audience.index() as u8),
+            tx,
+            close_reason: OnceLock::new(),
+            close_signal: Notify::new(),
+        });
+        (handle, rx)
+    }
+
+    /// The connection id.
+    pub fn id(&self) -> &ConnId {
+        &self.id
+    }
+
+    /// The audience deliveries are encoded for; changes when the client re-authenticates.
+    pub fn audience(&self) -> Audience {
+        match self.audience.load(Ordering::Relaxed) {
+            1 => Audience::Hq,
+            _ => Audience::Agent,
+        }
+    }
+
+    /// Switches the audience (after an `auth` message).
+    pub fn set_audience(&self, audience: Audience) {
+        self.audience
+            .store(audience.index() as u8, Ordering::Relaxed);
+    }
+
+    /// Queues a reply, waiting for room: replies are answers to the client's own requests, so
+    /// back-pressure on them only slows that client's reader.
+    pub async fn send(&self, item: Outbound) -> bool {
+        self.tx.send(item).await.is_ok()
+    }
+
+    /// Asks the connection to close with `code`. The first reason wins.
+    pub fn close(&self, code: CloseCode) {
+        if self.close_reason.set(code).is_ok() {
+            self.close_signal.notify_one();
+        }
+    }
+
+    /// Waits until [`close`](Self::close) is called and returns the reason.
+    pub async fn closed(&self) -> CloseCode {
+        loop {
+            if let Some(code) = self.close_reason.get() {
+                return *code;
+            }
+            self.close_signal.notified().await;
+        }
+    }
+
+    /// The close reason, if closing was requested.
+    pub fn close_reason(&self) -> Option<CloseCode> {
+        self.close_reason.get().copied()
+    }
+
+    /// Queues a delivery without waiting; a full queue marks the connection a slow consumer.
+    fn offer(&self, item: Outbound) -> Offer {
+        match self.tx.try_send(item) {
+            Ok(()) => Offer::Queued,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CloseCode::SlowConsumer);
+                Offer::Dropped
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
+        }
+    }
+}
+
+enum Offer {
+    Queued,
+    Dropped,
+    Gone,
+}
+
+type Subscribers = HashMap<ConnId, Arc<ConnectionHandle>>;
+
+/// Counters the metrics endpoint reads.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Frames queued to connections.
+    pub deliveries: AtomicUsize,
+    /// Frames dropped because a queue was full.
+    pub dropped: AtomicUsize,
+    /// Active subscriptions on this node.
+    pub subscriptions: AtomicUsize,
+}
+
+/// The sharded subscription registry of one node.
+#[derive(Debug)]
+pub struct Hub {
+    shards: Box<[RwLock<HashMap<ChannelName, Arc<Mutex<Subscribers>>>>]>,
+    stats: HubStats,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(64)
+    }
+}
+
+impl Hub {
+    /// A hub with `shards` independent locks.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| RwLock::default()).collect(),
+            stats: HubStats::default(),
+        }
+    }
+
+    /// Counters for metrics.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    fn shard(
+        &self,
+        channel: &ChannelName,
+    ) -> &RwLock<HashMap<ChannelName, Arc<Mutex<Subscribers>>>> {
+        let mut h = DefaultHasher::new();
+        channel.hash(&mut h);
+        let i = (h.finish() as usize) % self.shards.len();
+        &self.shards[i]
+    }
+
+    /// Adds `conn` to `channel`. Returns false when it was already subscribed.
+    pub fn subscribe(&self, channel: &ChannelName, conn: &Arc<ConnectionHandle>) -> bool {
+        let entry = {
+            let mut shard = self
+                .shard(channel)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            Arc::clone(shard.entry(channel.clone()).or_default())
+        };
+        let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let added = subs.insert(conn.id.clone(), Arc::clone(conn)).is_none();
+        if added {
+            self.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+        }
+        added
+    }
+
+    /// Removes `conn` from `channel`. Returns false when it was not subscribed.
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: &str) -> bool {
+        let mut shard = self
+            .shard(channel)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = shard.get(channel) else {
+            return false;
+        };
+        let (removed, empty) = {
+            let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+            let removed = subs.remove(conn).is_some();
+            (removed, subs.is_empty())
+        };
+        if empty {
+            shard.remove(channel);
+        }
+        if removed {
+            self.stats.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Whether anyone on this node listens on `channel` (checked before any encoding work).
+    pub fn has_subscribers(&self, channel: &ChannelName) -> bool {
+        self.shard(channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(channel)
+    }
+
+    /// Number of subscribers on `channel` on this node.
+    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
+        let entry = self
+            .shard(channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .cloned();
+        entry.map_or(0, |e| e.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// Fans `publication` out to this node's subscribers. Never waits: a full queue closes that
+    /// connection as a slow consumer instead of delaying the others.
+    pub fn deliver(&self, publication: &Publication) {
+        let entry = self
+            .shard(&publication.channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&publication.channel)
+            .cloned();
+        let Some(entry) = entry else { return };
+        let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache: [[Option<Bytes>; 2]; WireFormat::COUNT] = Default::default();
+        let shared = publication.data.is_shared();
+        let (mut delivered, mut dropped) = (0usize, 0usize);
+        for conn in subs.values() {
+            let audience = if shared {
+                Audience::Agent
+            } else {
+                conn.audience()
+            };
+            let slot = &mut cache[conn.format.index()][audience.index()];
+            let frame = slot
+                .get_or_insert_with(|| conn.format.encode(publication, audience))
+                .clone();
+            match conn.offer(Outbound::Delivery {
+                channel: publication.channel.clone(),
+                offset: publication.offset,
+                frame,
+            }) {
+                Offer::Queued => delivered += 1,
+                Offer::Dropped => dropped += 1,
+                Offer::Gone => {}
+            }
+        }
+        self.stats
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publication::PublicationData;
+
+    fn publication(channel: &ChannelName, offset: u64) -> Publication {
+        Publication {
+            channel: channel.clone(),
+            event: Arc::from("e"),
+            offset,
+            epoch: Arc::from("x"),
+            timestamp_ms: 1,
+            data: PublicationData::by_audience(&"agent", &"hq").unwrap(),
+        }
+    }
+
+    #[test]
+    fn fans_out_shared_bytes_per_audience() {
+        let hub = Hub::default();
+        let ch = ChannelName::parse("missions").unwrap();
+        let (a1, mut r1) =
+            ConnectionHandle::new("a1".into(), WireFormat::Native, Audience::Agent, 8);
+        let (a2, mut r2) =
+            ConnectionHandle::new("a2".into(), WireFormat::Native, Audience::Agent, 8);
+        let (h1, mut r3) = ConnectionHandle::new("h1".into(), WireFormat::Native, Audience::Hq, 8);
+        for c in [&a1, &a2, &h1] {
+            assert!(hub.subscribe(&ch, c));
+        }
+        assert!(!hub.subscribe(&ch, &a1));
+        hub.deliver(&publication(&ch, 1));
+        let frame = |r: &mut mpsc::Receiver<Outbound>| match r.try_recv().unwrap() {
+            Outbound::Delivery { frame, .. } => frame,
+            other => panic!("{other:?}"),
+        };
+        let (f1, f2, f3) = (frame(&mut r1), frame(&mut r2), frame(&mut r3));
+        // Same allocation for the two agents: encoded once, shared.
+        assert_eq!(f1.as_ptr(), f2.as_ptr());
+        assert!(
+            std::str::from_utf8(&f1)
+                .unwrap()
+                .contains("\"data\":\"agent\"")
+        );
+        assert!(
+            std::str::from_utf8(&f3)
+                .unwrap()
+                .contains("\"data\":\"hq\"")
+        );
+        assert_eq!(hub.stats().deliveries.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn full_queue_closes_only_that_connection() {
+        let hub = Hub::default();
+        let ch = ChannelName::parse("lobby").unwrap();
+        let (slow, _keep) =
+            ConnectionHandle::new("s".into(), WireFormat::Native, Audience::Agent, 1);
+        let (fast, mut rf) =
+            ConnectionHandle::new("f".into(), WireFormat::Native, Audience::Agent, 8);
+        hub.subscribe(&ch, &slow);
+        hub.subscribe(&ch, &fast);
+        hub.deliver(&publication(&ch, 1));
+        hub.deliver(&publication(&ch, 2));
+        assert_eq!(slow.close_reason(), Some(CloseCode::SlowConsumer));
+        assert_eq!(fast.close_reason(), None);
+        assert!(rf.try_recv().is_ok() && rf.try_recv().is_ok());
+        assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn unsubscribe_removes_empty_channels() {
+        let hub = Hub::default();
+        let ch = ChannelName::parse("room:1").unwrap();
+        let (c, _r) = ConnectionHandle::new("c".into(), WireFormat::Native, Audience::Agent, 8);
+        hub.subscribe(&ch, &c);
+        assert!(hub.has_subscribers(&ch));
+        assert!(hub.unsubscribe(&ch, "c"));
+        assert!(!hub.has_subscribers(&ch));
+        assert!(!hub.unsubscribe(&ch, "c"));
+        assert_eq!(hub.stats().subscriptions.load(Ordering::Relaxed), 0);
+    }
+}

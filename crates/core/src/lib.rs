@@ -1,0 +1,19 @@
+//! switchboard-core: the transport-independent heart of Switchboard.
+//!
+//! - [`channel`]: validated channel names and namespaces.
+//! - [`publication`]: publications, stream positions, per-audience payloads.
+//! - [`auth`]: JWT verification (algorithm pinned), identities, channel permissions.
+//! - [`protocol`]: the native protocol v1 codec (sans-IO, tested byte for byte).
+//! - [`codes`]: the one catalogue of close and error codes.
+//! - [`hub`]: this node's subscriptions and the fan-out (encode once, share bytes).
+//! - [`gate`]: per-connection merge of catch-up and live deliveries (no gap, no duplicate).
+//! - [`broker`]: the Broker trait (offsets, epochs, history) and the in-memory broker.
+
+pub mod auth;
+pub mod broker;
+pub mod channel;
+pub mod codes;
+pub mod gate;
+pub mod hub;
+pub mod protocol;
+pub mod publication;

@@ -1,0 +1,425 @@
+//! The native protocol, version 1 (SPEC §4.1): a sans-IO codec.
+//!
+//! Decoding classifies bad input precisely (not JSON → `invalid_json`; not an object with a
+//! string `type`, or wrong field shapes → `invalid_message`; unknown `type` → `unknown_type`)
+//! so the transport only has to write the answer. Encoding of deliveries writes the envelope
+//! around pre-serialized data without re-parsing it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::codes::ErrorCode;
+use crate::publication::{Audience, Publication, StreamPosition};
+
+/// The protocol version announced in `welcome`.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// A decoded client message, with the `ref` to echo in the answer.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The client's correlation value, echoed verbatim.
+    pub r#ref: Option<Value>,
+    /// What the client asked for.
+    pub message: ClientMessage,
+}
+
+/// Everything a client may send (SPEC §4.1).
+#[derive(Debug, Clone)]
+pub enum ClientMessage {
+    /// Authenticate (or re-authenticate with a fresh token).
+    Auth {
+        /// The JWT.
+        token: String,
+        /// Optional city to subscribe to after authenticating.
+        city_id: Option<String>,
+    },
+    /// Subscribe to a channel, optionally recovering from a position.
+    Subscribe {
+        /// Channel name, unvalidated.
+        channel: String,
+        /// Where the client's stream stopped.
+        since: Option<StreamPosition>,
+    },
+    /// Leave a channel.
+    Unsubscribe {
+        /// Channel name, unvalidated.
+        channel: String,
+    },
+    /// Publish on a channel whose namespace allows client publications.
+    Publish {
+        /// Channel name, unvalidated.
+        channel: String,
+        /// Event name.
+        event: String,
+        /// Arbitrary JSON payload.
+        data: Box<RawValue>,
+    },
+    /// A lobby chat line.
+    Chat {
+        /// The text, unvalidated.
+        message: String,
+    },
+    /// Ask for a channel's presence set.
+    Presence {
+        /// Channel name, unvalidated.
+        channel: String,
+    },
+    /// Acknowledge an inbox delivery.
+    Ack {
+        /// Channel name, unvalidated.
+        channel: String,
+        /// Offset acknowledged (and everything before it).
+        offset: u64,
+    },
+    /// Application-level keepalive.
+    Ping,
+}
+
+/// A decoding failure, with the reply to send and the `ref` when one could be read.
+#[derive(Debug, Clone)]
+pub struct DecodeError {
+    /// Which error code to answer with.
+    pub code: ErrorCode,
+    /// Human message.
+    pub message: String,
+    /// The `ref` of the bad message, when the JSON was readable enough to find one.
+    pub r#ref: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct AuthFields {
+    token: String,
+    #[serde(rename = "cityId")]
+    city_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SubscribeFields {
+    channel: String,
+    since: Option<StreamPosition>,
+}
+
+#[derive(Deserialize)]
+struct ChannelField {
+    channel: String,
+}
+
+#[derive(Deserialize)]
+struct PublishFields {
+    channel: String,
+    event: String,
+    data: Option<Box<RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct ChatFields {
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct AckFields {
+    channel: String,
+    offset: u64,
+}
+
+/// Decodes one text frame.
+pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
+    let fail = |code: ErrorCode, r#ref: Option<Value>| DecodeError {
+        code,
+        message: code.default_message().to_owned(),
+        r#ref,
+    };
+    let mut value: Value =
+        serde_json::from_str(text).map_err(|_| fail(ErrorCode::InvalidJson, None))?;
+    let Some(obj) = value.as_object_mut() else {
+        return Err(fail(ErrorCode::InvalidMessage, None));
+    };
+    let r#ref = obj.remove("ref");
+    let Some(Value::String(kind)) = obj.remove("type") else {
+        return Err(fail(ErrorCode::InvalidMessage, r#ref));
+    };
+    fn fields<T: serde::de::DeserializeOwned>(v: Value) -> Option<T> {
+        serde_json::from_value(v).ok()
+    }
+    let message = match kind.as_str() {
+        "auth" => fields::<AuthFields>(value).map(|f| ClientMessage::Auth {
+            token: f.token,
+            city_id: f.city_id,
+        }),
+        "subscribe" => fields::<SubscribeFields>(value).map(|f| ClientMessage::Subscribe {
+            channel: f.channel,
+            since: f.since,
+        }),
+        "unsubscribe" => {
+            fields::<ChannelField>(value).map(|f| ClientMessage::Unsubscribe { channel: f.channel })
+        }
+        "publish" => fields::<PublishFields>(value).and_then(|f| {
+            let data = match f.data {
+                Some(d) => d,
+                None => RawValue::from_string("null".to_owned()).ok()?,
+            };
+            Some(ClientMessage::Publish {
+                channel: f.channel,
+                event: f.event,
+                data,
+            })
+        }),
+        "chat" => fields::<ChatFields>(value).map(|f| ClientMessage::Chat { message: f.message }),
+        "presence" => {
+            fields::<ChannelField>(value).map(|f| ClientMessage::Presence { channel: f.channel })
+        }
+        "ack" => fields::<AckFields>(value).map(|f| ClientMessage::Ack {
+            channel: f.channel,
+            offset: f.offset,
+        }),
+        "ping" => Some(ClientMessage::Ping),
+        _ => {
+            return Err(DecodeError {
+                code: ErrorCode::UnknownType,
+                message: format!("Unknown message type: {}", truncate(&kind, 64)),
+                r#ref,
+            });
+        }
+    };
+    match message {
+        Some(message) => Ok(Envelope { r#ref, message }),
+        None => Err(fail(ErrorCode::InvalidMessage, r#ref)),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// A member of a presence set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PresenceMember {
+    /// The user id, or `null` for anonymous members.
+    pub user: Option<String>,
+    /// The member's connection id.
+    #[serde(rename = "connectionId")]
+    pub connection_id: String,
+}
+
+/// Replies and notices the server sends (deliveries are encoded by [`encode_delivery`]).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage<'a> {
+    /// First frame on every connection.
+    Welcome {
+        /// Fixed greeting.
+        message: &'a str,
+        /// This connection's id (its personal channel is `conn:<id>`).
+        #[serde(rename = "connectionId")]
+        connection_id: &'a str,
+        /// Protocol version.
+        protocol: u32,
+        /// Server ping interval in milliseconds.
+        heartbeat: u64,
+    },
+    /// Authentication succeeded.
+    Authenticated {
+        /// The token's `sub` (or `null`).
+        user: Option<&'a str>,
+    },
+    /// Authentication failed; the connection is closed next.
+    AuthError {
+        /// Why.
+        message: &'a str,
+    },
+    /// Subscription confirmed, with the channel's position.
+    Subscribed {
+        /// Channel.
+        channel: &'a str,
+        /// Current offset (after any recovered publications).
+        offset: u64,
+        /// Current epoch.
+        epoch: &'a str,
+        /// Whether every publication after the client's `since` was (or will be) delivered.
+        recovered: bool,
+    },
+    /// Unsubscription confirmed.
+    Unsubscribed {
+        /// Channel.
+        channel: &'a str,
+    },
+    /// A client publication was accepted.
+    Published {
+        /// Channel.
+        channel: &'a str,
+        /// Offset assigned.
+        offset: u64,
+    },
+    /// Presence set.
+    Presence {
+        /// Channel.
+        channel: &'a str,
+        /// Members.
+        members: &'a [PresenceMember],
+    },
+    /// Answer to `ping`.
+    Pong,
+    /// A request failed.
+    Error {
+        /// Machine-readable code.
+        code: &'a str,
+        /// Human message.
+        message: &'a str,
+    },
+}
+
+#[derive(Serialize)]
+struct WithRef<'a> {
+    #[serde(flatten)]
+    message: &'a ServerMessage<'a>,
+    #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+    r#ref: Option<&'a Value>,
+}
+
+/// Encodes a reply, echoing `ref` when the request had one.
+pub fn encode_reply(message: &ServerMessage<'_>, r#ref: Option<&Value>) -> String {
+    // Serializing these borrowed, string-and-number-only shapes cannot fail.
+    serde_json::to_string(&WithRef { message, r#ref }).unwrap_or_default()
+}
+
+/// Encodes an error reply.
+pub fn encode_error(code: ErrorCode, message: &str, r#ref: Option<&Value>) -> String {
+    encode_reply(
+        &ServerMessage::Error {
+            code: code.as_str(),
+            message,
+        },
+        r#ref,
+    )
+}
+
+/// Encodes a delivery: `{"type":<event>,"channel":…,"offset":…,"epoch":…,"timestamp":…,
+/// "data":…}`, splicing the audience's pre-serialized data in as is.
+pub fn encode_delivery(publication: &Publication, audience: Audience) -> String {
+    let data = publication.data.for_audience(audience).get();
+    let mut out = String::with_capacity(96 + data.len() + publication.channel.as_str().len());
+    out.push_str("{\"type\":");
+    push_json_str(&mut out, &publication.event);
+    out.push_str(",\"channel\":");
+    push_json_str(&mut out, publication.channel.as_str());
+    out.push_str(",\"offset\":");
+    out.push_str(itoa(publication.offset).as_str());
+    out.push_str(",\"epoch\":");
+    push_json_str(&mut out, &publication.epoch);
+    out.push_str(",\"timestamp\":");
+    out.push_str(itoa(publication.timestamp_ms).as_str());
+    out.push_str(",\"data\":");
+    out.push_str(data);
+    out.push('}');
+    out
+}
+
+fn itoa(n: u64) -> String {
+    n.to_string()
+}
+
+fn push_json_str(out: &mut String, s: &str) {
+    // serde_json's escaping of a &str never fails.
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::channel::ChannelName;
+    use crate::publication::PublicationData;
+
+    #[test]
+    fn classifies_bad_input() {
+        assert_eq!(decode("{nope").unwrap_err().code, ErrorCode::InvalidJson);
+        assert_eq!(decode("[1]").unwrap_err().code, ErrorCode::InvalidMessage);
+        assert_eq!(decode("{}").unwrap_err().code, ErrorCode::InvalidMessage);
+        assert_eq!(
+            decode(r#"{"type":5}"#).unwrap_err().code,
+            ErrorCode::InvalidMessage
+        );
+        let e = decode(r#"{"type":"subscribe","ref":7}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidMessage);
+        assert_eq!(e.r#ref, Some(Value::from(7)));
+        let e = decode(r#"{"type":"dance","ref":"a"}"#).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownType);
+        assert_eq!(e.r#ref, Some(Value::from("a")));
+    }
+
+    #[test]
+    fn decodes_each_message() {
+        let e = decode(
+            r#"{"type":"subscribe","channel":"missions","since":{"offset":3,"epoch":"x"},"ref":1}"#,
+        )
+        .unwrap();
+        assert_eq!(e.r#ref, Some(Value::from(1)));
+        assert!(matches!(
+            e.message,
+            ClientMessage::Subscribe { ref channel, since: Some(StreamPosition { offset: 3, ref epoch }) }
+                if channel == "missions" && epoch == "x"
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"ping"}"#).unwrap().message,
+            ClientMessage::Ping
+        ));
+        assert!(matches!(
+            decode(r#"{"type":"auth","token":"t","cityId":"nairobi"}"#).unwrap().message,
+            ClientMessage::Auth { city_id: Some(c), .. } if c == "nairobi"
+        ));
+        match decode(r#"{"type":"publish","channel":"room:1","event":"e","data":{"a":[1,2]}}"#)
+            .unwrap()
+            .message
+        {
+            ClientMessage::Publish { data, .. } => assert_eq!(data.get(), r#"{"a":[1,2]}"#),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn encodes_exact_bytes() {
+        assert_eq!(
+            encode_reply(&ServerMessage::Pong, Some(&Value::from(9))),
+            r#"{"type":"pong","ref":9}"#
+        );
+        assert_eq!(
+            encode_error(ErrorCode::InvalidJson, "Invalid JSON", None),
+            r#"{"type":"error","code":"invalid_json","message":"Invalid JSON"}"#
+        );
+        assert_eq!(
+            encode_reply(
+                &ServerMessage::Welcome {
+                    message: "Connected to WebSocket server",
+                    connection_id: "c1",
+                    protocol: 1,
+                    heartbeat: 30000
+                },
+                None
+            ),
+            r#"{"type":"welcome","message":"Connected to WebSocket server","connectionId":"c1","protocol":1,"heartbeat":30000}"#
+        );
+        let p = Publication {
+            channel: ChannelName::parse("missions").unwrap(),
+            event: Arc::from("mission-update"),
+            offset: 42,
+            epoch: Arc::from("ep\"1"),
+            timestamp_ms: 1700,
+            data: PublicationData::by_audience(
+                &serde_json::json!({"id":1}),
+                &serde_json::json!({"id":1,"objective":"x"}),
+            )
+            .unwrap(),
+        };
+        assert_eq!(
+            encode_delivery(&p, Audience::Agent),
+            r#"{"type":"mission-update","channel":"missions","offset":42,"epoch":"ep\"1","timestamp":1700,"data":{"id":1}}"#
+        );
+        let v: Value = serde_json::from_str(&encode_delivery(&p, Audience::Hq)).unwrap();
+        assert_eq!(v["data"]["objective"], "x");
+    }
+}
