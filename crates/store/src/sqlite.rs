@@ -1,0 +1,243 @@
+//! The SQLite store: one file in the data directory, WAL mode, created on first start.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use crate::{
+    MissionPatch, MissionRecord, MissionStatus, NewMission, Store, StoreError, now_rfc3339,
+};
+
+/// Missions and friends in SQLite.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The mission columns, as a literal so queries stay static strings (sqlx refuses dynamic SQL).
+macro_rules! mission_columns {
+    () => {
+        "id, codename, status, location, objective, handler_notes, asset_identity, extraction_code, updated_at"
+    };
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH` or `sqlite::memory:`).
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |source| StoreError::Open {
+            url: url.to_owned(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(open_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        if let Some(parent) = options.get_filename().parent() {
+            if !parent.as_os_str().is_empty() {
+                std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+            }
+        }
+        let in_memory = url.contains(":memory:");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database lives and dies with its one connection.
+            .max_connections(if in_memory { 1 } else { 8 })
+            .min_connections(usize::from(in_memory) as u32)
+            .idle_timeout(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(600))
+            })
+            .max_lifetime(if in_memory {
+                None
+            } else {
+                Some(Duration::from_secs(3600))
+            })
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+}
+
+fn mission_from_row(row: &SqliteRow) -> Result<MissionRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(MissionRecord {
+        id: row.try_get("id")?,
+        codename: row.try_get("codename")?,
+        status: MissionStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown mission status {status:?}")))?,
+        location: row.try_get("location")?,
+        objective: row.try_get("objective")?,
+        handler_notes: row.try_get("handler_notes")?,
+        asset_identity: row.try_get("asset_identity")?,
+        extraction_code: row.try_get("extraction_code")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn list_missions(&self) -> Result<Vec<MissionRecord>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            mission_columns!(),
+            " FROM missions ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(mission_from_row).collect()
+    }
+
+    async fn get_mission(&self, id: i64) -> Result<Option<MissionRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            mission_columns!(),
+            " FROM missions WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(mission_from_row).transpose()
+    }
+
+    async fn create_mission(&self, new: &NewMission) -> Result<MissionRecord, StoreError> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO missions (codename, status, location, objective, handler_notes, asset_identity, extraction_code, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING ",
+            mission_columns!()
+        ))
+        .bind(&new.codename)
+        .bind(new.status.unwrap_or(MissionStatus::Planned).as_str())
+        .bind(&new.location)
+        .bind(&new.objective)
+        .bind(&new.handler_notes)
+        .bind(&new.asset_identity)
+        .bind(&new.extraction_code)
+        .bind(now_rfc3339())
+        .fetch_one(&self.pool)
+        .await?;
+        mission_from_row(&row)
+    }
+
+    async fn update_mission(
+        &self,
+        id: i64,
+        patch: &MissionPatch,
+    ) -> Result<Option<MissionRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE missions SET status = COALESCE(?, status), location = COALESCE(?, location), \
+             objective = COALESCE(?, objective), updated_at = ? WHERE id = ? RETURNING ",
+            mission_columns!()
+        ))
+        .bind(patch.status.map(MissionStatus::as_str))
+        .bind(patch.location.as_deref())
+        .bind(patch.objective.as_deref())
+        .bind(now_rfc3339())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(mission_from_row).transpose()
+    }
+
+    async fn delete_mission(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM missions WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> SqliteStore {
+        let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        s
+    }
+
+    #[tokio::test]
+    async fn seeds_five_missions_and_updates_partially() {
+        let s = store().await;
+        let all = s.list_missions().await.unwrap();
+        assert!(all.len() >= 5);
+        assert_eq!(
+            all.iter().take(5).map(|m| m.id).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+
+        let before = s.get_mission(1).await.unwrap().unwrap();
+        let patch = MissionPatch {
+            status: Some(MissionStatus::Compromised),
+            location: Some("Berlin".into()),
+            objective: None,
+        };
+        let after = s.update_mission(1, &patch).await.unwrap().unwrap();
+        assert_eq!(after.status, MissionStatus::Compromised);
+        assert_eq!(after.location, "Berlin");
+        assert_eq!(after.objective, before.objective);
+        assert_eq!(after.handler_notes, before.handler_notes);
+        assert!(s.update_mission(999, &patch).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn create_and_delete() {
+        let s = store().await;
+        let m = s
+            .create_mission(&NewMission {
+                codename: "X".into(),
+                location: "Y".into(),
+                ..NewMission::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(m.status, MissionStatus::Planned);
+        assert!(s.delete_mission(m.id).await.unwrap());
+        assert!(!s.delete_mission(m.id).await.unwrap());
+        assert!(s.get_mission(m.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn file_database_is_created_in_wal_mode() {
+        let dir = std::env::temp_dir().join(format!("sb-store-{}", std::process::id()));
+        let path = dir.join("nested").join("s.db");
+        let s = SqliteStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap();
+        s.migrate().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+        assert_eq!(mode, "wal");
+        assert!(path.exists());
+        // Migrating twice is a no-op.
+        s.migrate().await.unwrap();
+        drop(s);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
