@@ -98,6 +98,7 @@ pub struct ConnectionHandle {
     tx: mpsc::Sender<Outbound>,
     close_reason: OnceLock<CloseCode>,
     close_signal: Notify,
+    user: RwLock<Option<Arc<str>>>,
 }
 
 impl ConnectionHandle {
@@ -116,6 +117,7 @@ impl ConnectionHandle {
             tx,
             close_reason: OnceLock::new(),
             close_signal: Notify::new(),
+            user: RwLock::new(None),
         });
         (handle, rx)
     }
@@ -148,18 +150,33 @@ impl ConnectionHandle {
     /// Asks the connection to close with `code`. The first reason wins.
     pub fn close(&self, code: CloseCode) {
         if self.close_reason.set(code).is_ok() {
-            self.close_signal.notify_one();
+            self.close_signal.notify_waiters();
         }
     }
 
-    /// Waits until [`close`](Self::close) is called and returns the reason.
+    /// Waits until [`close`](Self::close) is called and returns the reason. Any number of
+    /// tasks (reader, writer) may wait at once.
     pub async fn closed(&self) -> CloseCode {
         loop {
+            let notified = self.close_signal.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a close between the check and the await is seen.
+            notified.as_mut().enable();
             if let Some(code) = self.close_reason.get() {
                 return *code;
             }
-            self.close_signal.notified().await;
+            notified.await;
         }
+    }
+
+    /// The user id shown in presence (`None` when anonymous).
+    pub fn user(&self) -> Option<Arc<str>> {
+        self.user.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Records the user after (re-)authentication.
+    pub fn set_user(&self, user: Option<&str>) {
+        *self.user.write().unwrap_or_else(|e| e.into_inner()) = user.map(Arc::from);
     }
 
     /// The close reason, if closing was requested.
@@ -293,6 +310,23 @@ impl Hub {
             .get(channel)
             .cloned();
         entry.map_or(0, |e| e.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// The connections subscribed to `channel` on this node, with their users (presence).
+    pub fn members(&self, channel: &ChannelName) -> Vec<(ConnId, Option<Arc<str>>)> {
+        let entry = self
+            .shard(channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .cloned();
+        entry.map_or_else(Vec::new, |e| {
+            e.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|c| (c.id.clone(), c.user()))
+                .collect()
+        })
     }
 
     /// Fans `publication` out to this node's subscribers. Never waits: a full queue closes that

@@ -1,0 +1,495 @@
+//! Configuration: defaults, then `switchboard.toml` (or `--config FILE`), then
+//! `SWITCHBOARD_<SECTION>__<KEY>` environment variables, then command-line flags.
+//!
+//! Every value is checked at start-up; a bad one stops the server with a message naming the key.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use switchboard_core::broker::HistoryPolicy;
+
+/// The whole configuration (SPEC §8).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the SQLite file (and other local state) lives.
+    pub data_dir: PathBuf,
+    /// `[store]`.
+    pub store: StoreConfig,
+    /// `[broker]`.
+    pub broker: BrokerConfig,
+    /// `[auth]`.
+    pub auth: AuthConfig,
+    /// `[security]`.
+    pub security: SecurityConfig,
+    /// `[limits]`.
+    pub limits: LimitsConfig,
+    /// `[heartbeat]`.
+    pub heartbeat: HeartbeatConfig,
+    /// `[payments]`.
+    pub payments: PaymentsConfig,
+    /// `[cities]`.
+    pub cities: CitiesConfig,
+    /// `[shutdown]`.
+    pub shutdown: ShutdownConfig,
+    /// `[namespaces.<name>]`: per-namespace settings; see [`NamespaceConfig`].
+    pub namespaces: BTreeMap<String, NamespaceConfig>,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreConfig {
+    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/switchboard.db`.
+    pub url: String,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    /// `memory` (one process).
+    pub url: String,
+}
+
+/// `[auth]`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AuthConfig {
+    /// HS256 secret. Empty: `serve` generates one and prints demo tokens.
+    pub jwt_secret: String,
+    /// PEM public key for RS256/ES256 (not supported by this build yet).
+    pub public_key_file: Option<PathBuf>,
+    /// Namespaces anonymous clients may read.
+    pub public_namespaces: Vec<String>,
+    /// Whether connections without a token are accepted at all (closed with 4001 if not).
+    pub allow_anonymous: bool,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "jwt_secret",
+                &if self.jwt_secret.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("public_key_file", &self.public_key_file)
+            .field("public_namespaces", &self.public_namespaces)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .finish()
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecurityConfig {
+    /// Origins allowed for WebSocket handshakes and CORS; `"*"` allows any. Requests without an
+    /// Origin header, and same-origin requests, are always allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    /// Largest client message (WebSocket frame or REST body); bigger ones close with 1009 / 413.
+    pub max_message_bytes: usize,
+    /// Client messages per minute per user (or IP when anonymous).
+    pub client_messages_per_minute: u32,
+    /// Simultaneous connections from one IP.
+    pub max_connections_per_ip: usize,
+    /// Frames buffered per connection before it is closed as a slow consumer (4009).
+    pub outbound_queue: usize,
+    /// Channels one connection may subscribe to.
+    pub max_subscriptions_per_connection: usize,
+}
+
+/// `[heartbeat]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatConfig {
+    /// WebSocket ping interval.
+    pub interval_ms: u64,
+    /// Silence after which a connection is terminated.
+    pub timeout_ms: u64,
+}
+
+/// `[payments]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PaymentsConfig {
+    /// How long "processing" takes.
+    pub processing_delay_ms: u64,
+    /// Amounts above this fail.
+    pub max_amount: f64,
+}
+
+/// `[cities]`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct CitiesConfig {
+    /// `[[cities.alerts]]` rules.
+    pub alerts: Vec<AlertRule>,
+}
+
+/// One alert rule: publish an alert when `metric` goes above `above`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// Metric name.
+    pub metric: String,
+    /// Threshold.
+    pub above: f64,
+    /// Severity label.
+    pub severity: String,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShutdownConfig {
+    /// How long in-flight work may take after SIGTERM/SIGINT.
+    pub grace_ms: u64,
+}
+
+/// Settings of one namespace.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct NamespaceConfig {
+    /// Publications kept for recovery.
+    pub history_size: usize,
+    /// How long they are kept, in seconds.
+    pub history_ttl_secs: u64,
+    /// Whether clients may `publish` here (server-owned event names stay reserved).
+    pub allow_publish: bool,
+    /// Whether presence is tracked.
+    pub presence: bool,
+}
+
+impl Default for NamespaceConfig {
+    fn default() -> Self {
+        Self {
+            history_size: 0,
+            history_ttl_secs: 300,
+            allow_publish: false,
+            presence: false,
+        }
+    }
+}
+
+impl NamespaceConfig {
+    /// The broker's view of this namespace's history.
+    pub fn history(&self) -> HistoryPolicy {
+        HistoryPolicy {
+            size: self.history_size,
+            ttl: Duration::from_secs(self.history_ttl_secs),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let ns = |size, ttl, publish, presence| NamespaceConfig {
+            history_size: size,
+            history_ttl_secs: ttl,
+            allow_publish: publish,
+            presence,
+        };
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from("./data"),
+            store: StoreConfig { url: String::new() },
+            broker: BrokerConfig {
+                url: "memory".into(),
+            },
+            auth: AuthConfig {
+                jwt_secret: String::new(),
+                public_key_file: None,
+                public_namespaces: vec!["missions".into(), "lobby".into(), "room".into()],
+                allow_anonymous: true,
+            },
+            security: SecurityConfig {
+                allowed_origins: vec!["http://localhost:3000".into()],
+            },
+            limits: LimitsConfig {
+                max_message_bytes: 1024 * 1024,
+                client_messages_per_minute: 100,
+                max_connections_per_ip: 10_000,
+                outbound_queue: 1024,
+                max_subscriptions_per_connection: 1000,
+            },
+            heartbeat: HeartbeatConfig {
+                interval_ms: 30_000,
+                timeout_ms: 60_000,
+            },
+            payments: PaymentsConfig {
+                processing_delay_ms: 2000,
+                max_amount: 10_000.0,
+            },
+            cities: CitiesConfig {
+                alerts: vec![AlertRule {
+                    metric: "air_quality".into(),
+                    above: 150.0,
+                    severity: "critical".into(),
+                }],
+            },
+            shutdown: ShutdownConfig { grace_ms: 10_000 },
+            namespaces: BTreeMap::from([
+                ("missions".into(), ns(100, 300, false, false)),
+                ("lobby".into(), ns(100, 300, false, true)),
+                ("room".into(), ns(100, 300, true, true)),
+                ("city".into(), ns(10, 300, false, false)),
+                ("conn".into(), ns(100, 300, false, false)),
+                ("user".into(), ns(1000, 86_400, false, false)),
+            ]),
+        }
+    }
+}
+
+/// Flags that override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file, an environment variable or a value could not be read.
+    #[error("configuration error: {0}")]
+    Load(#[from] Box<figment::Error>),
+    /// A value was read but is not acceptable.
+    #[error("configuration error: {key}: {message}")]
+    Invalid {
+        /// Dotted key, e.g. `heartbeat.timeout_ms`.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Loads defaults ← file ← environment ← flags, then validates.
+    ///
+    /// `file` is `--config`; without it `./switchboard.toml` is read when present.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigError::Invalid {
+                        key: "--config",
+                        message: format!("file {} does not exist", path.display()),
+                    });
+                }
+                figment = figment.merge(Toml::file_exact(path));
+            }
+            None => figment = figment.merge(Toml::file("switchboard.toml")),
+        }
+        figment = figment.merge(
+            Env::prefixed("SWITCHBOARD_")
+                .split("__")
+                .ignore(&["require_services"]),
+        );
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        let mut config: Config = figment.extract().map_err(Box::new)?;
+        config.finish()?;
+        Ok(config)
+    }
+
+    /// Fills derived defaults and checks values.
+    pub fn finish(&mut self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if self.store.url.is_empty() {
+            self.store.url = format!(
+                "sqlite://{}",
+                self.data_dir.join("switchboard.db").display()
+            );
+        }
+        if !self.store.url.starts_with("sqlite:") {
+            return Err(invalid(
+                "store.url",
+                "must be sqlite://PATH (PostgreSQL support is not in this build yet)",
+            ));
+        }
+        if self.broker.url != "memory" {
+            return Err(invalid(
+                "broker.url",
+                "must be \"memory\" (the Redis broker is not in this build yet)",
+            ));
+        }
+        if self.auth.public_key_file.is_some() {
+            return Err(invalid(
+                "auth.public_key_file",
+                "RS256/ES256 keys are not supported by this build yet; use auth.jwt_secret",
+            ));
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 16 {
+            return Err(invalid(
+                "auth.jwt_secret",
+                "must be at least 16 characters (or empty to generate one)",
+            ));
+        }
+        for ns in &self.auth.public_namespaces {
+            if ns.is_empty() || ns.contains(':') {
+                return Err(invalid(
+                    "auth.public_namespaces",
+                    "entries must be namespace names without ':'",
+                ));
+            }
+        }
+        for origin in &self.security.allowed_origins {
+            if origin != "*" && !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                return Err(invalid(
+                    "security.allowed_origins",
+                    "entries must be \"*\" or start with http:// or https://",
+                ));
+            }
+        }
+        if self.limits.max_message_bytes < 64 {
+            return Err(invalid("limits.max_message_bytes", "must be at least 64"));
+        }
+        if self.limits.client_messages_per_minute == 0 {
+            return Err(invalid(
+                "limits.client_messages_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.max_connections_per_ip == 0 {
+            return Err(invalid(
+                "limits.max_connections_per_ip",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.outbound_queue < 16 {
+            return Err(invalid("limits.outbound_queue", "must be at least 16"));
+        }
+        if self.heartbeat.interval_ms == 0 {
+            return Err(invalid("heartbeat.interval_ms", "must be at least 1"));
+        }
+        if self.heartbeat.timeout_ms <= self.heartbeat.interval_ms {
+            return Err(invalid(
+                "heartbeat.timeout_ms",
+                "must be greater than heartbeat.interval_ms",
+            ));
+        }
+        if !(self.payments.max_amount.is_finite() && self.payments.max_amount > 0.0) {
+            return Err(invalid("payments.max_amount", "must be a positive number"));
+        }
+        for (name, ns) in &self.namespaces {
+            if name.is_empty() || name.contains(':') {
+                return Err(invalid(
+                    "namespaces",
+                    "namespace names must not be empty or contain ':'",
+                ));
+            }
+            if ns.history_size > 100_000 {
+                return Err(invalid(
+                    "namespaces.*.history_size",
+                    "must be at most 100000",
+                ));
+            }
+            if ns.history_size > 0 && ns.history_ttl_secs == 0 {
+                return Err(invalid(
+                    "namespaces.*.history_ttl_secs",
+                    "must be at least 1",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Settings of `namespace` (defaults for unknown ones: no history, no client publish).
+    pub fn namespace(&self, namespace: &str) -> NamespaceConfig {
+        self.namespaces.get(namespace).copied().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let mut c = Config::default();
+        c.finish().unwrap();
+        assert!(c.store.url.ends_with("switchboard.db"));
+        assert_eq!(c.listen.port(), 3000);
+    }
+
+    #[test]
+    fn file_env_and_flags_layer_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "switchboard.toml",
+                r#"
+                listen = "127.0.0.1:4000"
+                [limits]
+                max_message_bytes = 2048
+                [heartbeat]
+                interval_ms = 1000
+                timeout_ms = 3000
+                "#,
+            )?;
+            jail.set_env("SWITCHBOARD_LIMITS__MAX_MESSAGE_BYTES", "4096");
+            jail.set_env("SWITCHBOARD_AUTH__JWT_SECRET", "a-secret-of-enough-length");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 4000);
+            assert_eq!(c.limits.max_message_bytes, 4096);
+            assert_eq!(c.heartbeat.interval_ms, 1000);
+            assert_eq!(c.auth.jwt_secret, "a-secret-of-enough-length");
+            jail.set_env("SWITCHBOARD_LISTEN", "127.0.0.1:5000");
+            let c = Config::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 5000);
+            let flags = Overrides {
+                listen: Some("127.0.0.1:6000".parse().unwrap()),
+                data_dir: None,
+            };
+            let c = Config::load(None, &flags).map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 6000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("SWITCHBOARD_LISTEN", "not-an-address");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("listen"), "{e}");
+            jail.clear_env();
+            jail.set_env("SWITCHBOARD_HEARTBEAT__TIMEOUT_MS", "10");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("heartbeat.timeout_ms"), "{e}");
+            jail.clear_env();
+            jail.set_env("SWITCHBOARD_LIMITS__MAX_MESSAGE_BYTES", "lots");
+            let e = Config::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("max_message_bytes"), "{e}");
+            jail.clear_env();
+            jail.create_file("bad.toml", "[broker]\nurl = \"kafka://x\"\n")?;
+            let e = Config::load(Some(Path::new("bad.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("broker.url"), "{e}");
+            Ok(())
+        });
+    }
+}

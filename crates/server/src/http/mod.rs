@@ -1,0 +1,63 @@
+//! The HTTP surface: the router, REST errors, auth extraction, the Origin allow-list.
+
+pub mod auth;
+pub mod error;
+pub mod origin;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::node::Node;
+use crate::{apps, transports};
+
+/// Builds the whole router for a node.
+pub fn router(node: Arc<Node>) -> Router {
+    let origins = origin::OriginPolicy::new(&node.config.security.allowed_origins);
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::predicate(move |o: &HeaderValue, _| {
+            origins.allows_origin(o)
+        }))
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+    let body_limit = node.config.limits.max_message_bytes;
+    Router::new()
+        .route("/", get(console))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/ws", get(transports::ws::handler))
+        .merge(apps::missions::routes())
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors)
+        .with_state(node)
+}
+
+/// Liveness: the process is up and serving HTTP.
+async fn healthz() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness: the store and the broker answer.
+async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
+    let store = node.store.ping().await.is_ok();
+    let broker = node.broker.is_ready().await;
+    let status = if store && broker {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"ready": store && broker, "store": store, "broker": broker})),
+    )
+}
+
+/// The demo console.
+async fn console() -> Html<&'static str> {
+    Html(include_str!("../web/index.html"))
+}

@@ -1,0 +1,98 @@
+//! The Node: one per process. Owns configuration, store, broker, hub and the shutdown signal;
+//! apps and transports reach everything through it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
+use switchboard_core::broker::{Broker, BrokerError};
+use switchboard_core::channel::ChannelName;
+use switchboard_core::hub::Hub;
+use switchboard_core::publication::{Publication, PublicationData};
+use switchboard_store::Store;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::conn_limit::ConnectionLimiter;
+
+/// Shared state of one Switchboard process.
+pub struct Node {
+    /// Validated configuration.
+    pub config: Arc<Config>,
+    /// Where records live.
+    pub store: Arc<dyn Store>,
+    /// Offsets, history, cross-node delivery.
+    pub broker: Arc<dyn Broker>,
+    /// This node's subscriptions.
+    pub hub: Arc<Hub>,
+    /// Token verification with the pinned algorithm.
+    pub verifier: JwtVerifier,
+    /// Channel permission rules.
+    pub policy: AccessPolicy,
+    /// Per-IP connection counting.
+    pub connections: ConnectionLimiter,
+    shutdown: watch::Receiver<bool>,
+    publications: AtomicU64,
+}
+
+impl Node {
+    /// Assembles a node from its parts.
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        hub: Arc<Hub>,
+        verifier: JwtVerifier,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let policy = AccessPolicy {
+            public_namespaces: config.auth.public_namespaces.clone(),
+        };
+        let connections = ConnectionLimiter::new(config.limits.max_connections_per_ip);
+        Self {
+            config,
+            store,
+            broker,
+            hub,
+            verifier,
+            policy,
+            connections,
+            shutdown,
+            publications: AtomicU64::new(0),
+        }
+    }
+
+    /// Publishes through the broker with the namespace's history settings.
+    pub async fn publish(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+    ) -> Result<Arc<Publication>, BrokerError> {
+        let history = self.config.namespace(channel.namespace()).history();
+        let publication = self.broker.publish(channel, event, data, history).await?;
+        self.publications.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(channel = %channel, event, offset = publication.offset, "published");
+        Ok(publication)
+    }
+
+    /// Verifies an optional token: no token is an anonymous identity.
+    pub fn identify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        match token {
+            None => Ok(Identity::anonymous()),
+            Some(t) => self.verifier.verify(t).map(Identity::from_claims),
+        }
+    }
+
+    /// Publications accepted by this node since start.
+    pub fn publication_count(&self) -> u64 {
+        self.publications.load(Ordering::Relaxed)
+    }
+
+    /// Resolves when shutdown begins.
+    pub async fn shutting_down(&self) {
+        let mut rx = self.shutdown.clone();
+        // An error means the sender is gone: the server is ending either way.
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}

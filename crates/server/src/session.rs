@@ -1,0 +1,554 @@
+//! One client's protocol session, independent of the socket it arrived on.
+//!
+//! It owns the connection's identity and subscriptions and turns native protocol messages into
+//! hub and broker operations. Every reply goes through the connection's ordered outbound
+//! queue, so `subscribed` always precedes the publications it announces.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use serde_json::value::RawValue;
+use switchboard_core::auth::{AuthError, Identity};
+use switchboard_core::channel::ChannelName;
+use switchboard_core::codes::{CloseCode, ErrorCode};
+use switchboard_core::hub::{ConnectionHandle, Outbound};
+use switchboard_core::protocol::{
+    ClientMessage, Envelope, PresenceMember, ServerMessage, encode_error, encode_reply,
+};
+use switchboard_core::publication::{PublicationData, StreamPosition};
+
+use crate::apps::chat::{LobbyChatDto, clean_message};
+use crate::node::Node;
+
+/// Event names only the server may publish; a client `publish` using one is refused, so no
+/// client can forge a mission update or a chat line with someone else's name.
+pub const RESERVED_EVENTS: &[&str] = &[
+    "mission-update",
+    "mission-removed",
+    "chat",
+    "new-message",
+    "user-joined",
+    "user-typing",
+    "user_joined",
+    "user_left",
+    "payment-status",
+    "data_update",
+    "alerts",
+    "initial_data",
+    "socket-id",
+];
+
+/// What the transport should do after a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Keep reading.
+    Continue,
+    /// Close with this code (after the queued replies are written).
+    Close(CloseCode),
+}
+
+/// A client's session state.
+pub struct Session {
+    node: Arc<Node>,
+    handle: Arc<ConnectionHandle>,
+    identity: Identity,
+    subscriptions: HashSet<ChannelName>,
+}
+
+impl Session {
+    /// A session for a new connection with an already verified identity.
+    pub fn new(node: Arc<Node>, handle: Arc<ConnectionHandle>, identity: Identity) -> Self {
+        handle.set_audience(identity.audience());
+        handle.set_user(identity.user.as_deref());
+        Self {
+            node,
+            handle,
+            identity,
+            subscriptions: HashSet::new(),
+        }
+    }
+
+    /// The connection id.
+    pub fn conn_id(&self) -> &str {
+        self.handle.id()
+    }
+
+    /// Who the client is.
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    /// Queues a reply.
+    pub async fn send(&self, text: String) {
+        self.handle.send(Outbound::Frame(Bytes::from(text))).await;
+    }
+
+    /// Queues an error reply.
+    pub async fn send_error(&self, code: ErrorCode, message: &str, r#ref: Option<&Value>) {
+        self.send(encode_error(code, message, r#ref)).await;
+    }
+
+    /// Subscribes to the channels every connection has without asking: `conn:<id>` and, when
+    /// authenticated with a `sub`, `user:<sub>`.
+    pub async fn join_personal_channels(&mut self) {
+        let mut names = vec![format!("conn:{}", self.conn_id())];
+        if let Some(user) = &self.identity.user {
+            names.push(format!("user:{user}"));
+        }
+        for name in names {
+            // A user id that is not a valid channel suffix simply has no personal channel.
+            if let Ok(channel) = ChannelName::parse(&name) {
+                if !self.subscriptions.contains(&channel) {
+                    self.subscribe_channel(channel, None, None).await;
+                }
+            }
+        }
+    }
+
+    /// Handles one decoded message.
+    pub async fn handle(&mut self, envelope: Envelope) -> Next {
+        let r#ref = envelope.r#ref.as_ref();
+        match envelope.message {
+            ClientMessage::Ping => {
+                self.send(encode_reply(&ServerMessage::Pong, r#ref)).await;
+                Next::Continue
+            }
+            ClientMessage::Auth { token, city_id: _ } => self.authenticate(&token, r#ref).await,
+            ClientMessage::Subscribe { channel, since } => {
+                self.subscribe(&channel, since, r#ref).await;
+                Next::Continue
+            }
+            ClientMessage::Unsubscribe { channel } => {
+                self.unsubscribe(&channel, r#ref).await;
+                Next::Continue
+            }
+            ClientMessage::Publish {
+                channel,
+                event,
+                data,
+            } => {
+                self.publish(&channel, &event, data, r#ref).await;
+                Next::Continue
+            }
+            ClientMessage::Chat { message } => {
+                self.chat(&message, r#ref).await;
+                Next::Continue
+            }
+            ClientMessage::Presence { channel } => {
+                self.presence(&channel, r#ref).await;
+                Next::Continue
+            }
+            ClientMessage::Ack { channel, offset: _ } => {
+                // The durable inbox is not built yet: an ack of the client's own user channel
+                // is accepted and has nothing to mark; anything else is refused.
+                let own = self.identity.user.as_ref().map(|u| format!("user:{u}"));
+                if own.as_deref() != Some(channel.as_str()) {
+                    self.send_error(
+                        ErrorCode::Forbidden,
+                        "Only your own user channel can be acknowledged",
+                        r#ref,
+                    )
+                    .await;
+                }
+                Next::Continue
+            }
+        }
+    }
+
+    async fn authenticate(&mut self, token: &str, r#ref: Option<&Value>) -> Next {
+        match self.node.identify(Some(token)) {
+            Ok(identity) => {
+                if self.identity.user.is_some() && identity.user != self.identity.user {
+                    self.send_error(
+                        ErrorCode::Forbidden,
+                        "A connection cannot change user; reconnect instead",
+                        r#ref,
+                    )
+                    .await;
+                    return Next::Continue;
+                }
+                self.identity = identity;
+                self.handle.set_audience(self.identity.audience());
+                self.handle.set_user(self.identity.user.as_deref());
+                let user = self.identity.user.clone();
+                self.send(encode_reply(
+                    &ServerMessage::Authenticated {
+                        user: user.as_deref(),
+                    },
+                    r#ref,
+                ))
+                .await;
+                self.drop_forbidden_subscriptions().await;
+                self.join_personal_channels().await;
+                Next::Continue
+            }
+            Err(e) => {
+                tracing::info!(conn = %self.conn_id(), reason = %e, "auth message rejected");
+                self.send(encode_reply(
+                    &ServerMessage::AuthError {
+                        message: &e.to_string(),
+                    },
+                    r#ref,
+                ))
+                .await;
+                Next::Close(close_code_for(e))
+            }
+        }
+    }
+
+    /// After a change of identity, leaves channels the new token no longer grants.
+    async fn drop_forbidden_subscriptions(&mut self) {
+        let lost: Vec<ChannelName> = self
+            .subscriptions
+            .iter()
+            .filter(|c| {
+                !self
+                    .node
+                    .policy
+                    .can_read(&self.identity, self.handle.id(), c)
+            })
+            .cloned()
+            .collect();
+        for channel in lost {
+            self.leave(&channel, None).await;
+        }
+    }
+
+    fn parse_channel(name: &str) -> Result<ChannelName, String> {
+        ChannelName::parse(name).map_err(|e| format!("Invalid channel: {e}"))
+    }
+
+    async fn subscribe(
+        &mut self,
+        name: &str,
+        since: Option<StreamPosition>,
+        r#ref: Option<&Value>,
+    ) {
+        let channel = match Self::parse_channel(name) {
+            Ok(c) => c,
+            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        };
+        if !self
+            .node
+            .policy
+            .can_read(&self.identity, self.handle.id(), &channel)
+        {
+            let message = if self.identity.is_authenticated() {
+                "Your token does not allow this channel"
+            } else {
+                "Authentication required for this channel"
+            };
+            return self.send_error(ErrorCode::Forbidden, message, r#ref).await;
+        }
+        if self.subscriptions.contains(&channel) {
+            return self
+                .send_error(ErrorCode::BadRequest, "Already subscribed", r#ref)
+                .await;
+        }
+        if self.subscriptions.len() >= self.node.config.limits.max_subscriptions_per_connection {
+            return self
+                .send_error(
+                    ErrorCode::BadRequest,
+                    "Too many subscriptions on this connection",
+                    r#ref,
+                )
+                .await;
+        }
+        self.subscribe_channel(channel, since, Some(r#ref)).await;
+    }
+
+    /// Registers with the hub, then reads the stream: the gate in the writer merges the
+    /// catch-up with live deliveries that arrive meanwhile. `reply` is `None` for implicit
+    /// subscriptions (no `subscribed` frame), else the `ref` to echo.
+    pub async fn subscribe_channel(
+        &mut self,
+        channel: ChannelName,
+        since: Option<StreamPosition>,
+        reply: Option<Option<&Value>>,
+    ) -> bool {
+        self.handle
+            .send(Outbound::BeginSubscribe {
+                channel: channel.clone(),
+            })
+            .await;
+        self.node.hub.subscribe(&channel, &self.handle);
+        match self.node.broker.recover(&channel, since.as_ref()).await {
+            Ok(recovery) => {
+                let audience = self.handle.audience();
+                let catch_up = recovery
+                    .publications
+                    .iter()
+                    .map(|p| {
+                        (
+                            p.offset,
+                            switchboard_core::hub::WireFormat::Native.encode(p, audience),
+                        )
+                    })
+                    .collect();
+                let after = since
+                    .as_ref()
+                    .filter(|_| recovery.recovered)
+                    .map_or(recovery.position.offset, |s| s.offset);
+                let reply = reply.map(|r#ref| {
+                    Bytes::from(encode_reply(
+                        &ServerMessage::Subscribed {
+                            channel: channel.as_str(),
+                            offset: recovery.position.offset,
+                            epoch: &recovery.position.epoch,
+                            recovered: recovery.recovered,
+                        },
+                        r#ref,
+                    ))
+                });
+                self.handle
+                    .send(Outbound::CompleteSubscribe {
+                        channel: channel.clone(),
+                        reply,
+                        after,
+                        catch_up,
+                        ok: true,
+                    })
+                    .await;
+                tracing::debug!(conn = %self.conn_id(), channel = %channel, recovered = recovery.recovered, "subscribed");
+                self.subscriptions.insert(channel);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "subscribe failed");
+                self.node.hub.unsubscribe(&channel, self.handle.id());
+                let reply = reply.map(|r#ref| {
+                    Bytes::from(encode_error(
+                        ErrorCode::BadRequest,
+                        "Subscription temporarily unavailable; retry",
+                        r#ref,
+                    ))
+                });
+                self.handle
+                    .send(Outbound::CompleteSubscribe {
+                        channel,
+                        reply,
+                        after: 0,
+                        catch_up: Vec::new(),
+                        ok: false,
+                    })
+                    .await;
+                false
+            }
+        }
+    }
+
+    async fn unsubscribe(&mut self, name: &str, r#ref: Option<&Value>) {
+        let channel = match Self::parse_channel(name) {
+            Ok(c) => c,
+            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        };
+        if !self.subscriptions.contains(&channel) {
+            return self
+                .send_error(ErrorCode::NotFound, "Not subscribed to this channel", r#ref)
+                .await;
+        }
+        self.leave(&channel, Some(r#ref)).await;
+    }
+
+    async fn leave(&mut self, channel: &ChannelName, reply: Option<Option<&Value>>) {
+        self.subscriptions.remove(channel);
+        self.node.hub.unsubscribe(channel, self.handle.id());
+        let reply = encode_reply(
+            &ServerMessage::Unsubscribed {
+                channel: channel.as_str(),
+            },
+            reply.flatten(),
+        );
+        self.handle
+            .send(Outbound::Unsubscribed {
+                channel: channel.clone(),
+                reply: Bytes::from(reply),
+            })
+            .await;
+    }
+
+    async fn publish(
+        &mut self,
+        name: &str,
+        event: &str,
+        data: Box<RawValue>,
+        r#ref: Option<&Value>,
+    ) {
+        let channel = match Self::parse_channel(name) {
+            Ok(c) => c,
+            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        };
+        if !valid_event_name(event) {
+            return self
+                .send_error(
+                    ErrorCode::BadRequest,
+                    "Invalid event name: 1-64 characters of letters, digits, '_', '-', '.', ':'",
+                    r#ref,
+                )
+                .await;
+        }
+        let ns = self.node.config.namespace(channel.namespace());
+        if !ns.allow_publish
+            || !self
+                .node
+                .policy
+                .can_read(&self.identity, self.handle.id(), &channel)
+        {
+            return self
+                .send_error(
+                    ErrorCode::Forbidden,
+                    "Publishing is not allowed on this channel",
+                    r#ref,
+                )
+                .await;
+        }
+        if RESERVED_EVENTS.contains(&event) {
+            return self
+                .send_error(
+                    ErrorCode::Forbidden,
+                    "This event name is reserved for the server",
+                    r#ref,
+                )
+                .await;
+        }
+        match self
+            .node
+            .publish(&channel, event, PublicationData::Shared(Arc::from(data)))
+            .await
+        {
+            Ok(p) => {
+                self.send(encode_reply(
+                    &ServerMessage::Published {
+                        channel: channel.as_str(),
+                        offset: p.offset,
+                    },
+                    r#ref,
+                ))
+                .await;
+            }
+            Err(e) => {
+                tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "client publish failed");
+                self.send_error(ErrorCode::BadRequest, "Publish failed; retry", r#ref)
+                    .await;
+            }
+        }
+    }
+
+    async fn chat(&mut self, raw: &str, r#ref: Option<&Value>) {
+        let message = match clean_message(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                return self
+                    .send_error(ErrorCode::BadRequest, &e.to_string(), r#ref)
+                    .await;
+            }
+        };
+        let sender = self
+            .identity
+            .user
+            .clone()
+            .unwrap_or_else(|| self.conn_id().to_owned());
+        let dto = LobbyChatDto {
+            message: &message,
+            sender: &sender,
+            timestamp: switchboard_store::now_rfc3339(),
+        };
+        let lobby = ChannelName::parse("lobby").unwrap_or_else(|_| unreachable!());
+        let result = match PublicationData::shared(&dto) {
+            Ok(data) => self
+                .node
+                .publish(&lobby, "chat", data)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(conn = %self.conn_id(), error = %e, "chat publish failed");
+            self.send_error(
+                ErrorCode::BadRequest,
+                "Message could not be sent; retry",
+                r#ref,
+            )
+            .await;
+        }
+    }
+
+    async fn presence(&mut self, name: &str, r#ref: Option<&Value>) {
+        let channel = match Self::parse_channel(name) {
+            Ok(c) => c,
+            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        };
+        if !self
+            .node
+            .policy
+            .can_read(&self.identity, self.handle.id(), &channel)
+        {
+            return self
+                .send_error(
+                    ErrorCode::Forbidden,
+                    "Your token does not allow this channel",
+                    r#ref,
+                )
+                .await;
+        }
+        if !self.node.config.namespace(channel.namespace()).presence {
+            return self
+                .send_error(
+                    ErrorCode::NotFound,
+                    "Presence is not enabled for this namespace",
+                    r#ref,
+                )
+                .await;
+        }
+        let members: Vec<PresenceMember> = self
+            .node
+            .hub
+            .members(&channel)
+            .into_iter()
+            .map(|(conn, user)| PresenceMember {
+                user: user.map(|u| u.to_string()),
+                connection_id: conn.to_string(),
+            })
+            .collect();
+        self.send(encode_reply(
+            &ServerMessage::Presence {
+                channel: channel.as_str(),
+                members: &members,
+            },
+            r#ref,
+        ))
+        .await;
+    }
+
+    /// Leaves every channel (the connection is gone).
+    pub fn cleanup(&mut self) {
+        for channel in self.subscriptions.drain() {
+            self.node.hub.unsubscribe(&channel, self.handle.id());
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
+
+/// The close code for a refused token.
+pub fn close_code_for(e: AuthError) -> CloseCode {
+    match e {
+        AuthError::Missing => CloseCode::AuthRequired,
+        AuthError::Invalid => CloseCode::InvalidToken,
+        AuthError::Expired => CloseCode::TokenExpired,
+    }
+}
+
+fn valid_event_name(event: &str) -> bool {
+    (1..=64).contains(&event.len())
+        && event
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}

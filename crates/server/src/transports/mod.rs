@@ -1,0 +1,4 @@
+//! Transports translate a connection into hub operations and write bytes. They know their wire
+//! format and nothing about missions or payments.
+
+pub mod ws;
