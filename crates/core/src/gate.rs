@@ -37,12 +37,12 @@ impl StreamGate {
                 frame,
             } => match self.channels.get_mut(&channel) {
                 Some(ChannelState::Pending(held)) => held.push((offset, frame)),
-                Some(ChannelState::Live(last)) => {
-                    if offset > *last {
-                        *last = offset;
-                        out.push(frame);
-                    }
+                Some(ChannelState::Live(last)) if offset > *last => {
+                    *last = offset;
+                    out.push(frame);
                 }
+                // Already written (a catch-up overlap): drop the duplicate.
+                Some(ChannelState::Live(_)) => {}
                 // Not (or no longer) subscribed from the client's point of view.
                 None => {}
             },

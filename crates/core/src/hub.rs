@@ -204,6 +204,7 @@ enum Offer {
 }
 
 type Subscribers = HashMap<ConnId, Arc<ConnectionHandle>>;
+type Shard = RwLock<HashMap<ChannelName, Arc<Mutex<Subscribers>>>>;
 
 /// Counters the metrics endpoint reads.
 #[derive(Debug, Default)]
@@ -219,7 +220,7 @@ pub struct HubStats {
 /// The sharded subscription registry of one node.
 #[derive(Debug)]
 pub struct Hub {
-    shards: Box<[RwLock<HashMap<ChannelName, Arc<Mutex<Subscribers>>>>]>,
+    shards: Box<[Shard]>,
     stats: HubStats,
 }
 

@@ -75,9 +75,13 @@ mod tests {
         let a = l.acquire(ip).unwrap();
         let _b = l.acquire(ip).unwrap();
         assert!(l.acquire(ip).is_none());
-        assert!(l.acquire("127.0.0.2".parse().unwrap()).is_some());
+        let other = l.acquire("127.0.0.2".parse().unwrap());
+        assert!(other.is_some());
         drop(a);
-        assert!(l.acquire(ip).is_some());
-        assert_eq!(l.total(), 2);
+        let again = l.acquire(ip);
+        assert!(again.is_some());
+        assert_eq!(l.total(), 3);
+        drop((other, again));
+        assert_eq!(l.total(), 1);
     }
 }

@@ -99,10 +99,10 @@ impl Session {
         }
         for name in names {
             // A user id that is not a valid channel suffix simply has no personal channel.
-            if let Ok(channel) = ChannelName::parse(&name) {
-                if !self.subscriptions.contains(&channel) {
-                    self.subscribe_channel(channel, None, None).await;
-                }
+            if let Ok(channel) = ChannelName::parse(&name)
+                && !self.subscriptions.contains(&channel)
+            {
+                self.subscribe_channel(channel, None, None).await;
             }
         }
     }

@@ -400,15 +400,15 @@ mod tests {
             err(r#"{"status":"lost"}"#).status(),
             StatusCode::UNPROCESSABLE_ENTITY
         );
-        assert_eq!(err(r#"{"status":"lost"}"#).field, Some("status"));
+        assert_eq!(err(r#"{"status":"lost"}"#).field(), Some("status"));
         assert_eq!(
-            err(&format!(r#"{{"location":"{}"}}"#, "x".repeat(201))).field,
+            err(&format!(r#"{{"location":"{}"}}"#, "x".repeat(201))).field(),
             Some("location")
         );
-        assert_eq!(err(r#"{"objective":5}"#).field, Some("objective"));
-        assert_eq!(err(r#"{"handler_notes":"x"}"#).field, Some("body"));
-        assert_eq!(err(r#"{}"#).field, Some("body"));
-        assert_eq!(err("nope").field, Some("body"));
+        assert_eq!(err(r#"{"objective":5}"#).field(), Some("objective"));
+        assert_eq!(err(r#"{"handler_notes":"x"}"#).field(), Some("body"));
+        assert_eq!(err(r#"{}"#).field(), Some("body"));
+        assert_eq!(err("nope").field(), Some("body"));
         let ok = parse_patch(&Bytes::from_static(
             br#"{"status":"compromised","location":"Berlin"}"#,
         ))

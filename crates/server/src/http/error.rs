@@ -69,6 +69,11 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// The field a 422 names, if any.
+    pub fn field(&self) -> Option<&'static str> {
+        self.field
+    }
 }
 
 impl From<AuthError> for ApiError {

@@ -32,7 +32,7 @@ impl OriginPolicy {
         }
         origin.to_str().is_ok_and(|o| {
             let o = o.trim_end_matches('/').to_ascii_lowercase();
-            self.allowed.iter().any(|a| *a == o)
+            self.allowed.contains(&o)
         })
     }
 

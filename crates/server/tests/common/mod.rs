@@ -1,0 +1,242 @@
+//! Shared helpers: start a real server on 127.0.0.1:0 with a temporary SQLite file, mint
+//! tokens, and talk to it with real WebSocket and HTTP clients.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use switchboard::Config;
+use switchboard_core::auth::{Claims, JwtSigner, Role};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+pub const SECRET: &str = "integration-test-secret-0123456789";
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    /// The SQLite URL the server uses.
+    pub store_url: String,
+    stop: Option<oneshot::Sender<()>>,
+    pub done: Option<tokio::task::JoinHandle<Result<(), switchboard::ServeError>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        config.auth.jwt_secret = SECRET.to_owned();
+        config.store.url = String::new();
+        tweak(&mut config);
+        config.finish().expect("valid test config");
+        let store_url = config.store.url.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = oneshot::channel();
+        let done = tokio::spawn(switchboard::serve(config, listener, async move {
+            let _ = rx.await;
+        }));
+        // Wait until it answers.
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("http://{addr}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Self {
+            addr,
+            store_url,
+            stop: Some(tx),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    pub fn http(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, query: &str) -> String {
+        format!("ws://{}/ws{}", self.addr, query)
+    }
+
+    /// Triggers shutdown (as SIGTERM does) and returns the serve task.
+    pub fn stop(&mut self) -> tokio::task::JoinHandle<Result<(), switchboard::ServeError>> {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        self.done.take().expect("server task")
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn token_with(secret: &str, sub: &str, role: Role, channels: &[&str], exp: u64) -> String {
+    JwtSigner::hs256(secret.as_bytes())
+        .sign(&Claims {
+            sub: Some(sub.to_owned()),
+            exp,
+            role,
+            channels: channels.iter().map(|s| s.to_string()).collect(),
+        })
+        .unwrap()
+}
+
+pub fn token(sub: &str, role: Role, channels: &[&str]) -> String {
+    token_with(SECRET, sub, role, channels, now() + 3600)
+}
+
+pub fn hq() -> String {
+    token("hq-1", Role::Hq, &[])
+}
+
+pub fn agent() -> String {
+    token("agent-1", Role::Agent, &[])
+}
+
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// A native-protocol client over a real WebSocket.
+pub struct Ws {
+    pub socket: Socket,
+    pub connection_id: String,
+    /// Every text frame received, for leak checks.
+    pub seen: Vec<String>,
+}
+
+impl Ws {
+    /// Connects and reads the `welcome`.
+    pub async fn connect(url: &str) -> Ws {
+        let mut ws = Self::connect_raw(url, None).await.expect("connect");
+        let welcome = ws.recv().await;
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        ws.connection_id = welcome["connectionId"].as_str().unwrap().to_owned();
+        ws
+    }
+
+    pub async fn connect_raw(url: &str, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
+        let mut req = url.into_client_request()?;
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        let (socket, _) = tokio_tungstenite::connect_async(req).await?;
+        Ok(Ws {
+            socket,
+            connection_id: String::new(),
+            seen: Vec::new(),
+        })
+    }
+
+    pub async fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, t: &str) {
+        self.socket.send(Message::text(t)).await.expect("send");
+    }
+
+    /// Next JSON text frame (skipping pings), failing after [`WAIT`].
+    pub async fn recv(&mut self) -> Value {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for a frame")
+                .expect("stream ended")
+                .expect("ws error");
+            match msg {
+                Message::Text(t) => {
+                    self.seen.push(t.to_string());
+                    return serde_json::from_str(&t).expect("json frame");
+                }
+                Message::Close(f) => panic!("unexpected close {f:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Next frame of the given `type`, skipping others.
+    pub async fn recv_type(&mut self, kind: &str) -> Value {
+        loop {
+            let v = self.recv().await;
+            if v["type"] == kind {
+                return v;
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `d`.
+    pub async fn expect_silence(&mut self, d: Duration) {
+        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(d, self.socket.next()).await {
+            panic!("expected silence, got {t}");
+        }
+    }
+
+    /// Reads until the close frame and returns its code (text frames before it are kept).
+    pub async fn close_code(&mut self) -> u16 {
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("timed out waiting for close");
+            match msg {
+                Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                Some(Ok(Message::Close(None))) => return 1005,
+                Some(Ok(Message::Text(t))) => self.seen.push(t.to_string()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("error before close frame: {e}"),
+                None => panic!("stream ended without close frame"),
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) -> Value {
+        self.send(json!({"type":"subscribe","channel":channel}))
+            .await;
+        let mut v = self.recv().await;
+        if v["type"] == "authenticated" {
+            v = self.recv().await;
+        }
+        assert_eq!(v["type"], "subscribed", "{v}");
+        v
+    }
+}
+
+pub async fn put_mission(
+    server: &TestServer,
+    id: i64,
+    token: Option<&str>,
+    body: Value,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .put(server.http(&format!("/missions/{id}")))
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("request")
+}
