@@ -100,8 +100,10 @@ pub struct SecurityConfig {
 pub struct LimitsConfig {
     /// Largest client message (WebSocket frame or REST body); bigger ones close with 1009 / 413.
     pub max_message_bytes: usize,
-    /// Client messages per minute per user (or IP when anonymous).
+    /// Client messages per minute per user (or IP when anonymous), as a token bucket.
     pub client_messages_per_minute: u32,
+    /// REST writes (POST/PUT/DELETE) per minute per user (or IP when anonymous).
+    pub rest_writes_per_minute: u32,
     /// Simultaneous connections from one IP.
     pub max_connections_per_ip: usize,
     /// Frames buffered per connection before it is closed as a slow consumer (4009).
@@ -215,6 +217,7 @@ impl Default for Config {
             limits: LimitsConfig {
                 max_message_bytes: 1024 * 1024,
                 client_messages_per_minute: 100,
+                rest_writes_per_minute: 120,
                 max_connections_per_ip: 10_000,
                 outbound_queue: 1024,
                 max_subscriptions_per_connection: 1000,
@@ -364,6 +367,12 @@ impl Config {
         if self.limits.client_messages_per_minute == 0 {
             return Err(invalid(
                 "limits.client_messages_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if self.limits.rest_writes_per_minute == 0 {
+            return Err(invalid(
+                "limits.rest_writes_per_minute",
                 "must be at least 1",
             ));
         }

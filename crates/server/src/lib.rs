@@ -17,6 +17,7 @@ pub mod config;
 pub mod conn_limit;
 pub mod http;
 pub mod node;
+pub mod rate_limit;
 pub mod session;
 pub mod transports;
 
@@ -73,14 +74,17 @@ pub async fn serve(
         stop_rx.clone(),
     ));
 
-    // Forget idle channel streams whose history has expired.
+    // Forget idle channel streams whose history has expired, and refilled rate-limit buckets.
     let sweeper = tokio::spawn({
         let broker = Arc::clone(&broker);
+        let node = Arc::clone(&node);
         async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
                 broker.sweep(Duration::from_secs(600));
+                node.client_limiter.sweep();
+                node.rest_limiter.sweep();
             }
         }
     });

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::conn_limit::ConnectionLimiter;
+use crate::rate_limit::RateLimiter;
 
 /// Shared state of one Switchboard process.
 pub struct Node {
@@ -31,6 +32,10 @@ pub struct Node {
     pub policy: AccessPolicy,
     /// Per-IP connection counting.
     pub connections: ConnectionLimiter,
+    /// Token buckets for client messages on every transport.
+    pub client_limiter: RateLimiter,
+    /// Token buckets for REST writes.
+    pub rest_limiter: RateLimiter,
     shutdown: watch::Receiver<bool>,
     publications: AtomicU64,
 }
@@ -49,7 +54,11 @@ impl Node {
             public_namespaces: config.auth.public_namespaces.clone(),
         };
         let connections = ConnectionLimiter::new(config.limits.max_connections_per_ip);
+        let client_limiter = RateLimiter::per_minute(config.limits.client_messages_per_minute);
+        let rest_limiter = RateLimiter::per_minute(config.limits.rest_writes_per_minute);
         Self {
+            client_limiter,
+            rest_limiter,
             config,
             store,
             broker,

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod origin;
+pub mod rate_limit;
 
 use std::sync::Arc;
 
@@ -32,6 +33,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/ws", get(transports::ws::handler))
         .merge(apps::missions::routes())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&node),
+            rate_limit::limit_writes,
+        ))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors)
         .with_state(node)

@@ -5,7 +5,7 @@
 //! and sends the close frame. Neither holds a lock across an await.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use tracing::Instrument;
 use crate::conn_limit::ConnectionPermit;
 use crate::http::origin::OriginPolicy;
 use crate::node::Node;
+use crate::rate_limit::{Decision, client_key};
 use crate::session::{Next, Session, close_code_for};
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
@@ -76,7 +77,7 @@ pub async fn handler(
     let hard_cap = max.saturating_mul(2).max(max + 64 * 1024);
     ws.max_message_size(hard_cap)
         .max_frame_size(hard_cap)
-        .on_upgrade(move |socket| run(node, socket, identity, token_given, permit))
+        .on_upgrade(move |socket| run(node, socket, identity, token_given, permit, peer.ip()))
 }
 
 async fn run(
@@ -85,6 +86,7 @@ async fn run(
     identity: Result<Identity, AuthError>,
     token_given: bool,
     permit: ConnectionPermit,
+    peer_ip: IpAddr,
 ) {
     let conn_id = new_connection_id();
     let span = tracing::info_span!("ws", conn = %conn_id);
@@ -152,7 +154,7 @@ async fn run(
                         handle.send(Outbound::Frame(text.into())).await;
                     }
                     session.join_personal_channels().await;
-                    read_loop(&node, stream, &handle, &mut session).await;
+                    read_loop(&node, stream, &handle, &mut session, peer_ip).await;
                 }
                 session.cleanup();
             }
@@ -173,8 +175,13 @@ async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     handle: &Arc<ConnectionHandle>,
     session: &mut Session,
+    peer_ip: IpAddr,
 ) {
     let max = node.config.limits.max_message_bytes;
+    // A client over its limit gets `rate_limited`; one that sends this many more in a row
+    // without waiting for tokens is closed with 4008.
+    let max_limited_streak = (node.config.limits.client_messages_per_minute / 2).max(1);
+    let mut limited_streak = 0u32;
     let timeout = Duration::from_millis(node.config.heartbeat.timeout_ms);
     let mut last_seen = Instant::now();
     let mut invalid_streak = 0u32;
@@ -229,6 +236,25 @@ async fn read_loop(
             handle.close(CloseCode::MessageTooBig);
             return;
         }
+        let key = client_key(session.identity().user.as_deref(), peer_ip);
+        if let Decision::Limited { .. } = node.client_limiter.check(&key) {
+            limited_streak += 1;
+            if limited_streak > max_limited_streak {
+                tracing::info!("rate limit exceeded repeatedly");
+                handle.close(CloseCode::RateLimited);
+                return;
+            }
+            let r#ref = protocol::decode(&text).ok().and_then(|e| e.r#ref);
+            session
+                .send_error(
+                    ErrorCode::RateLimited,
+                    "Rate limit exceeded; slow down",
+                    r#ref.as_ref(),
+                )
+                .await;
+            continue;
+        }
+        limited_streak = 0;
         match protocol::decode(&text) {
             Err(e) => {
                 invalid_streak += 1;

@@ -157,6 +157,11 @@ impl Ws {
         self.send_text(&v.to_string()).await;
     }
 
+    /// Sends, reporting failure instead of panicking (the server may have closed already).
+    pub async fn socket_send_ok(&mut self, v: Value) -> Result<(), tungstenite::Error> {
+        self.socket.send(Message::text(v.to_string())).await
+    }
+
     pub async fn send_text(&mut self, t: &str) {
         self.socket.send(Message::text(t)).await.expect("send");
     }
