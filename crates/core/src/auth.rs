@@ -99,21 +99,29 @@ pub enum AuthError {
     Expired,
 }
 
-/// Verifies tokens with one pinned algorithm and key.
+/// Verifies tokens. Each configured key is pinned to one algorithm (HS256 for the shared
+/// secret; RS256 or ES256 for a public key), and a token is only ever checked with the key of
+/// the algorithm it names, so `alg: none`, an unconfigured algorithm, or an HS256 token "signed"
+/// with the public key as the HMAC secret are all refused.
 #[derive(Clone)]
 pub struct JwtVerifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: Vec<(Algorithm, DecodingKey, Validation)>,
 }
 
 impl fmt::Debug for JwtVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print key material.
+        let algs: Vec<_> = self.keys.iter().map(|(a, _, _)| *a).collect();
         f.debug_struct("JwtVerifier")
-            .field("algorithms", &self.validation.algorithms)
+            .field("algorithms", &algs)
             .finish_non_exhaustive()
     }
 }
+
+/// Why a public key file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("not an RSA or EC (P-256) public key in PEM form")]
+pub struct KeyError;
 
 impl JwtVerifier {
     /// An HS256 verifier for a shared secret.
@@ -121,8 +129,18 @@ impl JwtVerifier {
         Self::with_key(DecodingKey::from_secret(secret), Algorithm::HS256)
     }
 
-    /// A verifier for any key and one pinned algorithm.
+    /// A verifier for one key and its pinned algorithm.
     pub fn with_key(key: DecodingKey, algorithm: Algorithm) -> Self {
+        Self { keys: Vec::new() }.and_key(key, algorithm)
+    }
+
+    /// A verifier with no key yet (every token is refused until one is added).
+    pub fn empty() -> Self {
+        Self { keys: Vec::new() }
+    }
+
+    /// Adds a key pinned to `algorithm`.
+    pub fn and_key(mut self, key: DecodingKey, algorithm: Algorithm) -> Self {
         let mut validation = Validation::new(algorithm);
         validation.algorithms = vec![algorithm];
         validation.set_required_spec_claims(&["exp"]);
@@ -130,7 +148,25 @@ impl JwtVerifier {
         // Expiry is exact: a client told "expired" must not be let in for another minute.
         validation.leeway = 0;
         validation.validate_aud = false;
-        Self { key, validation }
+        self.keys.retain(|(a, _, _)| *a != algorithm);
+        self.keys.push((algorithm, key, validation));
+        self
+    }
+
+    /// Adds a PEM public key: RSA keys verify RS256, EC P-256 keys verify ES256.
+    pub fn and_public_key_pem(self, pem: &[u8]) -> Result<Self, KeyError> {
+        if let Ok(key) = DecodingKey::from_rsa_pem(pem) {
+            return Ok(self.and_key(key, Algorithm::RS256));
+        }
+        if let Ok(key) = DecodingKey::from_ec_pem(pem) {
+            return Ok(self.and_key(key, Algorithm::ES256));
+        }
+        Err(KeyError)
+    }
+
+    /// The algorithms this verifier accepts.
+    pub fn algorithms(&self) -> Vec<Algorithm> {
+        self.keys.iter().map(|(a, _, _)| *a).collect()
     }
 
     /// Verifies `token` and returns its claims.
@@ -139,7 +175,11 @@ impl JwtVerifier {
         if token.is_empty() {
             return Err(AuthError::Missing);
         }
-        match jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation) {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        let Some((_, key, validation)) = self.keys.iter().find(|(a, _, _)| *a == header.alg) else {
+            return Err(AuthError::Invalid);
+        };
+        match jsonwebtoken::decode::<Claims>(token, key, validation) {
             Ok(data) => Ok(data.claims),
             Err(e) if matches!(e.kind(), ErrorKind::ExpiredSignature) => Err(AuthError::Expired),
             Err(_) => Err(AuthError::Invalid),

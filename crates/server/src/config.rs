@@ -59,9 +59,10 @@ pub struct BrokerConfig {
 /// `[auth]`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct AuthConfig {
-    /// HS256 secret. Empty: `serve` generates one and prints demo tokens.
+    /// HS256 secret. Empty (and no public key): `serve` generates one and prints demo tokens.
     pub jwt_secret: String,
-    /// PEM public key for RS256/ES256 (not supported by this build yet).
+    /// PEM public key: an RSA key verifies RS256 tokens, an EC P-256 key ES256 tokens. Works
+    /// alongside `jwt_secret` (HS256).
     pub public_key_file: Option<PathBuf>,
     /// Namespaces anonymous clients may read.
     pub public_namespaces: Vec<String>,
@@ -333,11 +334,17 @@ impl Config {
                 "must be \"memory\" (the Redis broker is not in this build yet)",
             ));
         }
-        if self.auth.public_key_file.is_some() {
-            return Err(invalid(
-                "auth.public_key_file",
-                "RS256/ES256 keys are not supported by this build yet; use auth.jwt_secret",
-            ));
+        if let Some(path) = &self.auth.public_key_file {
+            let pem = std::fs::read(path).map_err(|e| ConfigError::Invalid {
+                key: "auth.public_key_file",
+                message: format!("cannot read {}: {e}", path.display()),
+            })?;
+            switchboard_core::auth::JwtVerifier::empty()
+                .and_public_key_pem(&pem)
+                .map_err(|e| ConfigError::Invalid {
+                    key: "auth.public_key_file",
+                    message: format!("{}: {e}", path.display()),
+                })?;
         }
         if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 16 {
             return Err(invalid(

@@ -38,15 +38,37 @@ use node::Node;
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// No signing secret: the CLI generates one; library callers must set it.
-    #[error("auth.jwt_secret is empty")]
+    /// No way to verify tokens: the CLI generates a secret; library callers must set one.
+    #[error("neither auth.jwt_secret nor auth.public_key_file is set")]
     NoSecret,
+    /// The public key could not be read (normally caught by config validation).
+    #[error("auth.public_key_file: {0}")]
+    PublicKey(String),
     /// The store could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] switchboard_store::StoreError),
     /// The HTTP server failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// Builds the token verifier from `[auth]`: HS256 with the secret and/or RS256/ES256 with the
+/// public key.
+pub fn verifier_for(config: &Config) -> Result<JwtVerifier, ServeError> {
+    let mut verifier = JwtVerifier::empty();
+    if !config.auth.jwt_secret.is_empty() {
+        verifier = JwtVerifier::hs256(config.auth.jwt_secret.as_bytes());
+    }
+    if let Some(path) = &config.auth.public_key_file {
+        let pem = std::fs::read(path).map_err(|e| ServeError::PublicKey(e.to_string()))?;
+        verifier = verifier
+            .and_public_key_pem(&pem)
+            .map_err(|e| ServeError::PublicKey(e.to_string()))?;
+    }
+    if verifier.algorithms().is_empty() {
+        return Err(ServeError::NoSecret);
+    }
+    Ok(verifier)
 }
 
 /// Runs a node on `listener` until `shutdown` resolves, then stops within `shutdown.grace_ms`:
@@ -56,14 +78,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    if config.auth.jwt_secret.is_empty() {
-        return Err(ServeError::NoSecret);
-    }
+    let verifier = verifier_for(&config)?;
     let config = Arc::new(config);
     let store = switchboard_store::open(&config.store.url).await?;
     let hub = Arc::new(Hub::default());
     let broker = Arc::new(MemoryBroker::new(Arc::clone(&hub)));
-    let verifier = JwtVerifier::hs256(config.auth.jwt_secret.as_bytes());
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = Arc::new(Node::new(
         Arc::clone(&config),

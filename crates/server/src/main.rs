@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(config: &mut Config) -> ExitCode {
-    let generated = config.auth.jwt_secret.is_empty();
+    let generated = config.auth.jwt_secret.is_empty() && config.auth.public_key_file.is_none();
     if generated {
         config.auth.jwt_secret = generate_secret();
     }

@@ -186,9 +186,16 @@ async fn read_loop(
     let mut last_seen = Instant::now();
     let mut invalid_streak = 0u32;
     loop {
+        let expiry = token_deadline(session.identity().expires_at);
         let msg = tokio::select! {
             msg = stream.next() => msg,
             _ = handle.closed() => return,
+            () = sleep_until_some(expiry) => {
+                tracing::info!("token expired; closing");
+                session.send(encode_reply(&ServerMessage::AuthError { message: "Token expired" }, None)).await;
+                handle.close(CloseCode::TokenExpired);
+                return;
+            }
             () = tokio::time::sleep_until(last_seen + timeout) => {
                 tracing::info!("heartbeat timeout; terminating");
                 handle.close(CloseCode::Normal);
@@ -274,6 +281,20 @@ async fn read_loop(
                 }
             }
         }
+    }
+}
+
+/// When a token that expires at `exp` (Unix seconds) stops being valid, as a timer instant.
+fn token_deadline(exp: Option<u64>) -> Option<Instant> {
+    let exp_ms = exp?.saturating_mul(1000);
+    let now_ms = switchboard_core::publication::now_ms();
+    Some(Instant::now() + Duration::from_millis(exp_ms.saturating_sub(now_ms)))
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
     }
 }
 
