@@ -115,7 +115,13 @@ impl Session {
                 self.send(encode_reply(&ServerMessage::Pong, r#ref)).await;
                 Next::Continue
             }
-            ClientMessage::Auth { token, city_id: _ } => self.authenticate(&token, r#ref).await,
+            ClientMessage::Auth { token, city_id } => {
+                let next = self.authenticate(&token, r#ref).await;
+                if let (Next::Continue, Some(city)) = (next, city_id) {
+                    self.join_city(&city, r#ref).await;
+                }
+                next
+            }
             ClientMessage::Subscribe { channel, since } => {
                 self.subscribe(&channel, since, r#ref).await;
                 Next::Continue
@@ -198,6 +204,27 @@ impl Session {
         }
     }
 
+    /// `auth` with a `cityId`: subscribe to `city:<cityId>` (answering `subscribed`, then
+    /// `initial_data`) if the token allows it.
+    async fn join_city(&mut self, city: &str, r#ref: Option<&Value>) {
+        if !crate::apps::cities::valid_city_id(city) {
+            return self
+                .send_error(
+                    ErrorCode::BadRequest,
+                    "cityId must match [a-z0-9-]{1,64}",
+                    r#ref,
+                )
+                .await;
+        }
+        let channel = format!("city:{city}");
+        if let Ok(c) = ChannelName::parse(&channel)
+            && self.subscriptions.contains(&c)
+        {
+            return;
+        }
+        self.subscribe(&channel, None, r#ref).await;
+    }
+
     /// After a change of identity, leaves channels the new token no longer grants.
     async fn drop_forbidden_subscriptions(&mut self) {
         let lost: Vec<ChannelName> = self
@@ -256,7 +283,19 @@ impl Session {
                 )
                 .await;
         }
-        self.subscribe_channel(channel, since, Some(r#ref)).await;
+        let subscribed = self
+            .subscribe_channel(channel.clone(), since, Some(r#ref))
+            .await;
+        if subscribed && channel.namespace() == "city" {
+            // A dashboard starts from the current snapshot. It is read after the subscription is
+            // live, so it already includes any update that raced with the subscription.
+            match crate::apps::cities::initial_data_frame(&self.node, &channel).await {
+                Ok(frame) => self.send(frame).await,
+                Err(e) => {
+                    tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "initial_data failed")
+                }
+            }
+        }
     }
 
     /// Registers with the hub, then reads the stream: the gate in the writer merges the

@@ -4,12 +4,14 @@
 //! PostgreSQL implementation fills without touching the apps. Records carry classified columns
 //! and stay inside the server; apps turn them into DTOs.
 
+mod city;
 mod error;
 mod mission;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use city::CitySnapshotRecord;
 pub use error::StoreError;
 pub use mission::{MissionPatch, MissionRecord, MissionStatus, NewMission, now_rfc3339};
 pub use sqlite::SqliteStore;
@@ -31,6 +33,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<MissionRecord>, StoreError>;
     /// Deletes; false when the id did not exist.
     async fn delete_mission(&self, id: i64) -> Result<bool, StoreError>;
+    /// A city's latest snapshot.
+    async fn get_city_snapshot(
+        &self,
+        city_id: &str,
+    ) -> Result<Option<CitySnapshotRecord>, StoreError>;
+    /// Replaces a city's latest snapshot (stamping `updated_at`) and returns what was stored.
+    async fn put_city_snapshot(
+        &self,
+        city_id: &str,
+        metrics: &std::collections::BTreeMap<String, f64>,
+    ) -> Result<CitySnapshotRecord, StoreError>;
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

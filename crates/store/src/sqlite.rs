@@ -1,5 +1,6 @@
 //! The SQLite store: one file in the data directory, WAL mode, created on first start.
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,7 +12,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    MissionPatch, MissionRecord, MissionStatus, NewMission, Store, StoreError, now_rfc3339,
+    CitySnapshotRecord, MissionPatch, MissionRecord, MissionStatus, NewMission, Store, StoreError,
+    now_rfc3339,
 };
 
 /// Missions and friends in SQLite.
@@ -92,6 +94,16 @@ fn mission_from_row(row: &SqliteRow) -> Result<MissionRecord, StoreError> {
     })
 }
 
+fn city_from_row(row: &SqliteRow) -> Result<CitySnapshotRecord, StoreError> {
+    let metrics: String = row.try_get("metrics")?;
+    Ok(CitySnapshotRecord {
+        city_id: row.try_get("city_id")?,
+        metrics: serde_json::from_str(&metrics)
+            .map_err(|e| StoreError::Corrupt(format!("city metrics: {e}")))?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn list_missions(&self) -> Result<Vec<MissionRecord>, StoreError> {
@@ -164,6 +176,39 @@ impl Store for SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn get_city_snapshot(
+        &self,
+        city_id: &str,
+    ) -> Result<Option<CitySnapshotRecord>, StoreError> {
+        let row = sqlx::query(
+            "SELECT city_id, metrics, updated_at FROM city_snapshots WHERE city_id = ?",
+        )
+        .bind(city_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(city_from_row).transpose()
+    }
+
+    async fn put_city_snapshot(
+        &self,
+        city_id: &str,
+        metrics: &BTreeMap<String, f64>,
+    ) -> Result<CitySnapshotRecord, StoreError> {
+        let json = serde_json::to_string(metrics)
+            .map_err(|e| StoreError::Corrupt(format!("metrics not encodable: {e}")))?;
+        let row = sqlx::query(
+            "INSERT INTO city_snapshots (city_id, metrics, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (city_id) DO UPDATE SET metrics = excluded.metrics, updated_at = excluded.updated_at \
+             RETURNING city_id, metrics, updated_at",
+        )
+        .bind(city_id)
+        .bind(json)
+        .bind(now_rfc3339())
+        .fetch_one(&self.pool)
+        .await?;
+        city_from_row(&row)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -202,6 +247,22 @@ mod tests {
         assert_eq!(after.objective, before.objective);
         assert_eq!(after.handler_notes, before.handler_notes);
         assert!(s.update_mission(999, &patch).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn city_snapshots_replace_the_previous_one() {
+        let s = store().await;
+        assert!(s.get_city_snapshot("nairobi").await.unwrap().is_none());
+        let first = BTreeMap::from([
+            ("air_quality".to_owned(), 42.5),
+            ("traffic".to_owned(), 7.0),
+        ]);
+        s.put_city_snapshot("nairobi", &first).await.unwrap();
+        let second = BTreeMap::from([("air_quality".to_owned(), 160.0)]);
+        let stored = s.put_city_snapshot("nairobi", &second).await.unwrap();
+        assert_eq!(stored.metrics, second);
+        let got = s.get_city_snapshot("nairobi").await.unwrap().unwrap();
+        assert_eq!(got, stored);
     }
 
     #[tokio::test]

@@ -2,4 +2,5 @@
 //! through the [`Node`](crate::node::Node); none touches a socket.
 
 pub mod chat;
+pub mod cities;
 pub mod missions;

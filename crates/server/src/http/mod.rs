@@ -33,6 +33,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/ws", get(transports::ws::handler))
         .merge(apps::missions::routes())
+        .merge(apps::cities::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&node),
             rate_limit::limit_writes,

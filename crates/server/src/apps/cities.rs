@@ -1,0 +1,306 @@
+//! City dashboards: per-city metric streams, snapshots and alerts (SPEC §1.4).
+//!
+//! A pipeline posts a city's metrics; they are validated, stored as the city's latest snapshot,
+//! published as `data_update` on `city:<cityId>`, and checked against the `[[cities.alerts]]`
+//! rules — every breach of one post goes out together as one `alerts` publication. A client that
+//! subscribes to a city first receives `initial_data` with the snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_core::auth::Role;
+use switchboard_core::channel::ChannelName;
+use switchboard_core::publication::PublicationData;
+use switchboard_store::CitySnapshotRecord;
+
+use crate::config::AlertRule;
+use crate::http::auth::{identify, require_role};
+use crate::http::error::ApiError;
+use crate::node::Node;
+
+/// Most metrics accepted in one post.
+pub const MAX_METRICS: usize = 100;
+
+/// A city snapshot as clients see it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CitySnapshotDto {
+    /// The city.
+    pub city_id: String,
+    /// Metric name → value.
+    pub metrics: BTreeMap<String, f64>,
+    /// When the snapshot was stored.
+    pub updated_at: String,
+}
+
+impl From<&CitySnapshotRecord> for CitySnapshotDto {
+    fn from(r: &CitySnapshotRecord) -> Self {
+        Self {
+            city_id: r.city_id.clone(),
+            metrics: r.metrics.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
+}
+
+/// One alert of an `alerts` publication.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AlertDto {
+    /// The metric that crossed its threshold.
+    pub metric: String,
+    /// Its value.
+    pub value: f64,
+    /// The rule's threshold.
+    pub threshold: f64,
+    /// The rule's severity.
+    pub severity: String,
+    /// Human-readable summary.
+    pub message: String,
+}
+
+/// What `POST /api/cities/:cityId/data` answers.
+#[derive(Debug, Serialize)]
+struct PostAnswer {
+    #[serde(flatten)]
+    snapshot: CitySnapshotDto,
+    alerts: Vec<AlertDto>,
+}
+
+/// Routes of this app.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/api/cities/{city_id}", get(show))
+        .route("/api/cities/{city_id}/data", post(ingest))
+}
+
+/// Whether `id` is a valid city id: `[a-z0-9-]{1,64}`.
+pub fn valid_city_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn valid_metric_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+/// Validates a post body: `{"metrics": {"<name>": <finite number>, …}}`.
+pub fn parse_metrics(body: &Bytes) -> Result<BTreeMap<String, f64>, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::invalid("body", "Body is not valid JSON"))?;
+    let Value::Object(mut obj) = value else {
+        return Err(ApiError::invalid("body", "Body must be a JSON object"));
+    };
+    let Some(Value::Object(metrics)) = obj.remove("metrics") else {
+        return Err(ApiError::invalid(
+            "metrics",
+            "metrics must be an object of metric name to number",
+        ));
+    };
+    if !obj.is_empty() {
+        return Err(ApiError::invalid(
+            "body",
+            "Unknown field; only metrics is allowed",
+        ));
+    }
+    if metrics.is_empty() {
+        return Err(ApiError::invalid("metrics", "metrics must not be empty"));
+    }
+    if metrics.len() > MAX_METRICS {
+        return Err(ApiError::invalid(
+            "metrics",
+            format!("at most {MAX_METRICS} metrics per post"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (name, value) in metrics {
+        if !valid_metric_name(&name) {
+            return Err(ApiError::invalid(
+                "metrics",
+                "metric names are 1-64 characters of letters, digits, '_', '-', '.'",
+            ));
+        }
+        match value.as_f64() {
+            Some(v) if v.is_finite() => {
+                out.insert(name, v);
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    "metrics",
+                    format!("metric {name} must be a finite number"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The alerts a set of metrics triggers under `rules`.
+pub fn evaluate_alerts(rules: &[AlertRule], metrics: &BTreeMap<String, f64>) -> Vec<AlertDto> {
+    rules
+        .iter()
+        .filter_map(|rule| {
+            let value = *metrics.get(&rule.metric)?;
+            (value > rule.above).then(|| AlertDto {
+                metric: rule.metric.clone(),
+                value,
+                threshold: rule.above,
+                severity: rule.severity.clone(),
+                message: format!(
+                    "{} is {value}, above the {} threshold of {}",
+                    rule.metric, rule.severity, rule.above
+                ),
+            })
+        })
+        .collect()
+}
+
+fn channel_for(city_id: &str) -> Result<ChannelName, ApiError> {
+    ChannelName::parse(&format!("city:{city_id}"))
+        .map_err(|_| ApiError::invalid("cityId", "city id must match [a-z0-9-]{1,64}"))
+}
+
+fn checked_city(city_id: &str) -> Result<ChannelName, ApiError> {
+    if !valid_city_id(city_id) {
+        return Err(ApiError::invalid(
+            "cityId",
+            "city id must match [a-z0-9-]{1,64}",
+        ));
+    }
+    channel_for(city_id)
+}
+
+async fn ingest(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(city_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    require_role(&node, &headers, &[Role::Pipeline, Role::Hq])?;
+    let channel = checked_city(&city_id)?;
+    let metrics = parse_metrics(&body)?;
+    let record = node
+        .store
+        .put_city_snapshot(&city_id, &metrics)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let snapshot = CitySnapshotDto::from(&record);
+    let data = PublicationData::shared(&snapshot).map_err(|e| ApiError::internal(&e))?;
+    node.publish(&channel, "data_update", data)
+        .await
+        .map_err(|e| ApiError::broadcast_failed(&e))?;
+    let alerts = evaluate_alerts(&node.config.cities.alerts, &metrics);
+    if !alerts.is_empty() {
+        tracing::info!(city = %city_id, count = alerts.len(), "city alerts");
+        let data = PublicationData::shared(&alerts).map_err(|e| ApiError::internal(&e))?;
+        node.publish(&channel, "alerts", data)
+            .await
+            .map_err(|e| ApiError::broadcast_failed(&e))?;
+    }
+    let answer = serde_json::to_value(PostAnswer { snapshot, alerts })
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Json(answer))
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(city_id): Path<String>,
+) -> Result<Json<CitySnapshotDto>, ApiError> {
+    let who = identify(&node, &headers)?;
+    let channel = checked_city(&city_id)?;
+    if !node.policy.can_read(&who, "", &channel) {
+        return Err(if who.is_authenticated() {
+            ApiError::forbidden("Your token does not allow this city")
+        } else {
+            switchboard_core::auth::AuthError::Missing.into()
+        });
+    }
+    let record = node
+        .store
+        .get_city_snapshot(&city_id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+        .ok_or_else(|| ApiError::not_found("City not found"))?;
+    Ok(Json(CitySnapshotDto::from(&record)))
+}
+
+/// The `initial_data` frame a new subscriber of `city:<id>` receives: the snapshot, or `null`
+/// data when the city has none yet.
+pub async fn initial_data_frame(node: &Node, channel: &ChannelName) -> Result<String, String> {
+    let city_id = channel.suffix().unwrap_or_default();
+    let snapshot = if valid_city_id(city_id) {
+        node.store
+            .get_city_snapshot(city_id)
+            .await
+            .map_err(|e| e.to_string())?
+            .as_ref()
+            .map(CitySnapshotDto::from)
+    } else {
+        None
+    };
+    serde_json::to_string(&serde_json::json!({
+        "type": "initial_data",
+        "channel": channel.as_str(),
+        "data": snapshot,
+    }))
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let bad = |s: &str| {
+            parse_metrics(&Bytes::from(s.to_owned()))
+                .unwrap_err()
+                .field()
+        };
+        assert_eq!(bad(r#"{"metrics":{"a":"x"}}"#), Some("metrics"));
+        assert_eq!(bad(r#"{"metrics":{"a":null}}"#), Some("metrics"));
+        assert_eq!(bad(r#"{"metrics":{}}"#), Some("metrics"));
+        assert_eq!(bad(r#"{"metrics":[1]}"#), Some("metrics"));
+        assert_eq!(bad(r#"{"metrics":{"a b":1}}"#), Some("metrics"));
+        assert_eq!(bad(r#"{"metrics":{"a":1},"x":2}"#), Some("body"));
+        assert_eq!(bad("nope"), Some("body"));
+        // JSON has no NaN/Infinity literals; a huge exponent overflows and is refused at parse.
+        assert!(parse_metrics(&Bytes::from_static(br#"{"metrics":{"a":1e999}}"#)).is_err());
+        let ok = parse_metrics(&Bytes::from_static(
+            br#"{"metrics":{"air_quality":151,"temp":21.5}}"#,
+        ))
+        .unwrap();
+        assert_eq!(ok["air_quality"], 151.0);
+        assert!(valid_city_id("nairobi") && valid_city_id("new-york-2"));
+        assert!(!valid_city_id("Nairobi") && !valid_city_id("") && !valid_city_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn alerts_fire_above_threshold_only() {
+        let rules = vec![AlertRule {
+            metric: "air_quality".into(),
+            above: 150.0,
+            severity: "critical".into(),
+        }];
+        let at = BTreeMap::from([("air_quality".to_owned(), 150.0)]);
+        assert!(evaluate_alerts(&rules, &at).is_empty());
+        let above = BTreeMap::from([("air_quality".to_owned(), 180.0)]);
+        let alerts = evaluate_alerts(&rules, &above);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].threshold, 150.0);
+        assert_eq!(alerts[0].severity, "critical");
+        assert!(alerts[0].message.contains("air_quality"));
+    }
+}
