@@ -59,6 +59,11 @@ pub trait Broker: Send + Sync + 'static {
         history: HistoryPolicy,
     ) -> Result<Arc<Publication>, BrokerError>;
 
+    /// Delivers a publication whose offset and epoch were assigned elsewhere (the durable user
+    /// inbox sequences in the database) to every node's hub, without touching this broker's
+    /// offsets or history.
+    async fn deliver(&self, publication: Arc<Publication>) -> Result<(), BrokerError>;
+
     /// The channel's position and, when `since` is given, what was published after it.
     async fn recover(
         &self,
@@ -202,6 +207,11 @@ impl Broker for MemoryBroker {
         // Still under the stream lock: per-channel order is the order queues see.
         self.hub.deliver(&publication);
         Ok(publication)
+    }
+
+    async fn deliver(&self, publication: Arc<Publication>) -> Result<(), BrokerError> {
+        self.hub.deliver(&publication);
+        Ok(())
     }
 
     async fn recover(

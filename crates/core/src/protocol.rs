@@ -188,6 +188,16 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     }
 }
 
+/// Whether `event` is an acceptable event name: 1–64 characters of letters, digits, `_`, `-`,
+/// `.`, `:`. Event names become SSE `event:` lines and Socket.IO event names, so they must stay
+/// free of whitespace and control characters.
+pub fn valid_event_name(event: &str) -> bool {
+    (1..=64).contains(&event.len())
+        && event
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],

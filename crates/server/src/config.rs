@@ -38,6 +38,8 @@ pub struct Config {
     pub cities: CitiesConfig,
     /// `[shutdown]`.
     pub shutdown: ShutdownConfig,
+    /// `[inbox]`.
+    pub inbox: InboxConfig,
     /// `[namespaces.<name>]`: per-namespace settings; see [`NamespaceConfig`].
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
@@ -149,6 +151,13 @@ pub struct AlertRule {
     pub severity: String,
 }
 
+/// `[inbox]`: the durable `user:<sub>` channels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxConfig {
+    /// How long an unacknowledged publication is kept and redelivered, in seconds.
+    pub ttl_secs: u64,
+}
+
 /// `[shutdown]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShutdownConfig {
@@ -239,6 +248,7 @@ impl Default for Config {
                 }],
             },
             shutdown: ShutdownConfig { grace_ms: 10_000 },
+            inbox: InboxConfig { ttl_secs: 86_400 },
             namespaces: BTreeMap::from([
                 ("missions".into(), ns(100, 300, false, false)),
                 ("lobby".into(), ns(100, 300, false, true)),
@@ -391,6 +401,9 @@ impl Config {
         }
         if self.limits.outbound_queue < 16 {
             return Err(invalid("limits.outbound_queue", "must be at least 16"));
+        }
+        if self.inbox.ttl_secs == 0 {
+            return Err(invalid("inbox.ttl_secs", "must be at least 1"));
         }
         if self.heartbeat.interval_ms == 0 {
             return Err(invalid("heartbeat.interval_ms", "must be at least 1"));

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod conn_limit;
 pub mod http;
+pub mod inbox;
 pub mod node;
 pub mod rate_limit;
 pub mod session;
@@ -104,6 +105,11 @@ pub async fn serve(
                 broker.sweep(Duration::from_secs(600));
                 node.client_limiter.sweep();
                 node.rest_limiter.sweep();
+                let cutoff = switchboard_core::publication::now_ms()
+                    .saturating_sub(node.config.inbox.ttl_secs.saturating_mul(1000));
+                if let Err(e) = node.store.inbox_purge(cutoff).await {
+                    tracing::warn!(error = %e, "inbox purge failed");
+                }
             }
         }
     });

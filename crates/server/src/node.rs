@@ -5,15 +5,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
-use switchboard_core::broker::{Broker, BrokerError};
+use switchboard_core::broker::{Broker, BrokerError, Recovery};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::hub::Hub;
-use switchboard_core::publication::{Publication, PublicationData};
+use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
 use switchboard_store::Store;
 use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::conn_limit::ConnectionLimiter;
+use crate::inbox::{self, InboxError};
 use crate::rate_limit::RateLimiter;
 
 /// Shared state of one Switchboard process.
@@ -38,6 +39,18 @@ pub struct Node {
     pub rest_limiter: RateLimiter,
     shutdown: watch::Receiver<bool>,
     publications: AtomicU64,
+    inbox_order: tokio::sync::Mutex<()>,
+}
+
+/// Why a publication (or a recovery read) failed; shown to publishers as a loud failure.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The broker failed.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The durable inbox failed.
+    #[error(transparent)]
+    Inbox(#[from] InboxError),
 }
 
 impl Node {
@@ -68,21 +81,62 @@ impl Node {
             connections,
             shutdown,
             publications: AtomicU64::new(0),
+            inbox_order: tokio::sync::Mutex::new(()),
         }
     }
 
-    /// Publishes through the broker with the namespace's history settings.
+    /// Publishes through the broker with the namespace's history settings; publications to a
+    /// `user:<sub>` channel go through the durable inbox first.
     pub async fn publish(
         &self,
         channel: &ChannelName,
         event: &str,
         data: PublicationData,
-    ) -> Result<Arc<Publication>, BrokerError> {
+    ) -> Result<Arc<Publication>, PublishError> {
+        if let Some(user) = inbox::owner(channel) {
+            // One inbox append-and-deliver at a time, so live deliveries of a user's channel
+            // leave in offset order (the stream gate drops anything older than what it wrote).
+            let _order = self.inbox_order.lock().await;
+            let publication =
+                Arc::new(inbox::append(self.store.as_ref(), channel, user, event, &data).await?);
+            self.broker.deliver(Arc::clone(&publication)).await?;
+            self.publications.fetch_add(1, Ordering::Relaxed);
+            return Ok(publication);
+        }
         let history = self.config.namespace(channel.namespace()).history();
         let publication = self.broker.publish(channel, event, data, history).await?;
         self.publications.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(channel = %channel, event, offset = publication.offset, "published");
         Ok(publication)
+    }
+
+    /// A channel's position and what a subscriber missed since `since`: from the inbox for
+    /// `user:` channels, from the broker otherwise.
+    pub async fn recover(
+        &self,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+    ) -> Result<Recovery, PublishError> {
+        match inbox::owner(channel) {
+            Some(user) => Ok(inbox::recover(
+                self.store.as_ref(),
+                channel,
+                user,
+                since,
+                self.config.inbox.ttl_secs,
+            )
+            .await?),
+            None => Ok(self.broker.recover(channel, since).await?),
+        }
+    }
+
+    /// Acknowledges `user`'s inbox up to `offset`.
+    pub async fn ack_inbox(&self, user: &str, offset: u64) -> Result<u64, PublishError> {
+        Ok(self
+            .store
+            .inbox_ack(user, offset)
+            .await
+            .map_err(InboxError::from)?)
     }
 
     /// Verifies an optional token: no token is an anonymous identity.

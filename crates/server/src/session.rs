@@ -16,6 +16,7 @@ use switchboard_core::codes::{CloseCode, ErrorCode};
 use switchboard_core::hub::{ConnectionHandle, Outbound};
 use switchboard_core::protocol::{
     ClientMessage, Envelope, PresenceMember, ServerMessage, encode_error, encode_reply,
+    valid_event_name,
 };
 use switchboard_core::publication::{PublicationData, StreamPosition};
 
@@ -146,19 +147,43 @@ impl Session {
                 self.presence(&channel, r#ref).await;
                 Next::Continue
             }
-            ClientMessage::Ack { channel, offset: _ } => {
-                // The durable inbox is not built yet: an ack of the client's own user channel
-                // is accepted and has nothing to mark; anything else is refused.
-                let own = self.identity.user.as_ref().map(|u| format!("user:{u}"));
-                if own.as_deref() != Some(channel.as_str()) {
-                    self.send_error(
-                        ErrorCode::Forbidden,
-                        "Only your own user channel can be acknowledged",
-                        r#ref,
-                    )
-                    .await;
-                }
+            ClientMessage::Ack { channel, offset } => {
+                self.ack(&channel, offset, r#ref).await;
                 Next::Continue
+            }
+        }
+    }
+
+    /// `ack`: marks the user's inbox delivered up to `offset`. Silent on success.
+    async fn ack(&mut self, channel: &str, offset: u64, r#ref: Option<&Value>) {
+        let Some(user) = self.identity.user.clone() else {
+            return self
+                .send_error(
+                    ErrorCode::Forbidden,
+                    "Only your own user channel can be acknowledged",
+                    r#ref,
+                )
+                .await;
+        };
+        if channel != format!("user:{user}") {
+            return self
+                .send_error(
+                    ErrorCode::Forbidden,
+                    "Only your own user channel can be acknowledged",
+                    r#ref,
+                )
+                .await;
+        }
+        match self.node.ack_inbox(&user, offset).await {
+            Ok(n) => tracing::debug!(conn = %self.conn_id(), offset, acked = n, "inbox ack"),
+            Err(e) => {
+                tracing::warn!(conn = %self.conn_id(), error = %e, "inbox ack failed");
+                self.send_error(
+                    ErrorCode::BadRequest,
+                    "Acknowledgement failed; retry",
+                    r#ref,
+                )
+                .await;
             }
         }
     }
@@ -313,7 +338,7 @@ impl Session {
             })
             .await;
         self.node.hub.subscribe(&channel, &self.handle);
-        match self.node.broker.recover(&channel, since.as_ref()).await {
+        match self.node.recover(&channel, since.as_ref()).await {
             Ok(recovery) => {
                 let audience = self.handle.audience();
                 let catch_up = recovery
@@ -326,10 +351,12 @@ impl Session {
                         )
                     })
                     .collect();
-                let after = since
-                    .as_ref()
-                    .filter(|_| recovery.recovered)
-                    .map_or(recovery.position.offset, |s| s.offset);
+                let after = match (&since, recovery.publications.first()) {
+                    (Some(s), _) if recovery.recovered => s.offset,
+                    // An inbox replays every pending entry even without `since`.
+                    (None, Some(first)) => first.offset.saturating_sub(1),
+                    _ => recovery.position.offset,
+                };
                 let reply = reply.map(|r#ref| {
                     Bytes::from(encode_reply(
                         &ServerMessage::Subscribed {
@@ -583,11 +610,4 @@ pub fn close_code_for(e: AuthError) -> CloseCode {
         AuthError::Invalid => CloseCode::InvalidToken,
         AuthError::Expired => CloseCode::TokenExpired,
     }
-}
-
-fn valid_event_name(event: &str) -> bool {
-    (1..=64).contains(&event.len())
-        && event
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
 }

@@ -6,6 +6,7 @@
 
 mod city;
 mod error;
+mod inbox;
 mod mission;
 mod sqlite;
 
@@ -13,6 +14,7 @@ use async_trait::async_trait;
 
 pub use city::CitySnapshotRecord;
 pub use error::StoreError;
+pub use inbox::InboxEntry;
 pub use mission::{MissionPatch, MissionRecord, MissionStatus, NewMission, now_rfc3339};
 pub use sqlite::SqliteStore;
 
@@ -44,6 +46,28 @@ pub trait Store: Send + Sync + 'static {
         city_id: &str,
         metrics: &std::collections::BTreeMap<String, f64>,
     ) -> Result<CitySnapshotRecord, StoreError>;
+    /// Appends to `user`'s inbox with the next per-user offset (atomically). `epoch` is used
+    /// only when the user has no inbox yet.
+    async fn inbox_append(
+        &self,
+        user: &str,
+        event: &str,
+        data: &str,
+        epoch: &str,
+        now_ms: u64,
+    ) -> Result<InboxEntry, StoreError>;
+    /// Unacknowledged entries created at or after `not_before_ms`, in offset order.
+    async fn inbox_pending(
+        &self,
+        user: &str,
+        not_before_ms: u64,
+    ) -> Result<Vec<InboxEntry>, StoreError>;
+    /// The user's inbox position `(last offset, epoch)`, if the user has an inbox.
+    async fn inbox_position(&self, user: &str) -> Result<Option<(u64, String)>, StoreError>;
+    /// Marks every entry up to and including `offset` as delivered; returns how many changed.
+    async fn inbox_ack(&self, user: &str, offset: u64) -> Result<u64, StoreError>;
+    /// Deletes entries that are acknowledged or older than `before_ms`.
+    async fn inbox_purge(&self, before_ms: u64) -> Result<u64, StoreError>;
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

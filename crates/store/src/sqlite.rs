@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CitySnapshotRecord, MissionPatch, MissionRecord, MissionStatus, NewMission, Store, StoreError,
-    now_rfc3339,
+    CitySnapshotRecord, InboxEntry, MissionPatch, MissionRecord, MissionStatus, NewMission, Store,
+    StoreError, now_rfc3339,
 };
 
 /// Missions and friends in SQLite.
@@ -209,6 +209,107 @@ impl Store for SqliteStore {
         city_from_row(&row)
     }
 
+    async fn inbox_append(
+        &self,
+        user: &str,
+        event: &str,
+        data: &str,
+        epoch: &str,
+        now_ms: u64,
+    ) -> Result<InboxEntry, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "INSERT INTO inbox_seq (user_id, last_offset, epoch) VALUES (?, 1, ?) \
+             ON CONFLICT (user_id) DO UPDATE SET last_offset = inbox_seq.last_offset + 1 \
+             RETURNING last_offset, epoch",
+        )
+        .bind(user)
+        .bind(epoch)
+        .fetch_one(&mut *tx)
+        .await?;
+        let offset: i64 = row.try_get("last_offset")?;
+        let epoch: String = row.try_get("epoch")?;
+        let created = i64::try_from(now_ms).unwrap_or(i64::MAX);
+        sqlx::query(
+            "INSERT INTO inbox (user_id, offset, event, data, created_at_ms) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(user)
+        .bind(offset)
+        .bind(event)
+        .bind(data)
+        .bind(created)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(InboxEntry {
+            offset: u64::try_from(offset).unwrap_or(0),
+            epoch,
+            event: event.to_owned(),
+            data: data.to_owned(),
+            created_at_ms: now_ms,
+        })
+    }
+
+    async fn inbox_pending(
+        &self,
+        user: &str,
+        not_before_ms: u64,
+    ) -> Result<Vec<InboxEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.offset, s.epoch, i.event, i.data, i.created_at_ms FROM inbox i \
+             JOIN inbox_seq s ON s.user_id = i.user_id \
+             WHERE i.user_id = ? AND i.acked = 0 AND i.created_at_ms >= ? ORDER BY i.offset",
+        )
+        .bind(user)
+        .bind(i64::try_from(not_before_ms).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let offset: i64 = r.try_get("offset")?;
+                let created: i64 = r.try_get("created_at_ms")?;
+                Ok(InboxEntry {
+                    offset: u64::try_from(offset).unwrap_or(0),
+                    epoch: r.try_get("epoch")?,
+                    event: r.try_get("event")?,
+                    data: r.try_get("data")?,
+                    created_at_ms: u64::try_from(created).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn inbox_position(&self, user: &str) -> Result<Option<(u64, String)>, StoreError> {
+        let row = sqlx::query("SELECT last_offset, epoch FROM inbox_seq WHERE user_id = ?")
+            .bind(user)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let last: i64 = r.try_get("last_offset")?;
+            Ok((u64::try_from(last).unwrap_or(0), r.try_get("epoch")?))
+        })
+        .transpose()
+    }
+
+    async fn inbox_ack(&self, user: &str, offset: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE inbox SET acked = 1 WHERE user_id = ? AND offset <= ? AND acked = 0",
+        )
+        .bind(user)
+        .bind(i64::try_from(offset).unwrap_or(i64::MAX))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn inbox_purge(&self, before_ms: u64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM inbox WHERE acked = 1 OR created_at_ms < ?")
+            .bind(i64::try_from(before_ms).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -263,6 +364,67 @@ mod tests {
         assert_eq!(stored.metrics, second);
         let got = s.get_city_snapshot("nairobi").await.unwrap().unwrap();
         assert_eq!(got, stored);
+    }
+
+    #[tokio::test]
+    async fn inbox_offsets_ack_and_expiry() {
+        let s = store().await;
+        assert!(s.inbox_position("alice").await.unwrap().is_none());
+        for (i, ev) in ["a", "b", "c"].iter().enumerate() {
+            let e = s
+                .inbox_append("alice", ev, "{}", "ep1", 1000 + i as u64)
+                .await
+                .unwrap();
+            assert_eq!((e.offset, e.epoch.as_str()), (i as u64 + 1, "ep1"));
+        }
+        // Another user's sequence is independent; a later epoch argument does not change it.
+        assert_eq!(
+            s.inbox_append("bob", "x", "1", "ep2", 5)
+                .await
+                .unwrap()
+                .offset,
+            1
+        );
+        assert_eq!(
+            s.inbox_append("alice", "d", "{}", "other", 2000)
+                .await
+                .unwrap()
+                .epoch,
+            "ep1"
+        );
+        let pending: Vec<u64> = s
+            .inbox_pending("alice", 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(pending, [1, 2, 3, 4]);
+        assert_eq!(s.inbox_ack("alice", 2).await.unwrap(), 2);
+        let pending: Vec<u64> = s
+            .inbox_pending("alice", 0)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(pending, [3, 4]);
+        // Expired entries are not pending.
+        let fresh: Vec<u64> = s
+            .inbox_pending("alice", 1500)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.offset)
+            .collect();
+        assert_eq!(fresh, [4]);
+        assert_eq!(
+            s.inbox_position("alice").await.unwrap(),
+            Some((4, "ep1".to_owned()))
+        );
+        // Purge removes acked and expired ones.
+        assert_eq!(s.inbox_purge(1500).await.unwrap(), 4); // alice 1-3 and bob 1
+        assert_eq!(s.inbox_pending("alice", 0).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod error;
 pub mod origin;
+pub mod publish;
 pub mod rate_limit;
 
 use std::sync::Arc;
@@ -32,6 +33,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/ws", get(transports::ws::handler))
+        .route("/api/publish", axum::routing::post(publish::publish))
         .merge(apps::missions::routes())
         .merge(apps::cities::routes())
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,170 @@
+//! The durable `user:<sub>` inbox (SPEC §2) and `POST /api/publish`: stored while the user is
+//! offline, delivered on connect in order, delivered again until acknowledged, expired by TTL.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+use switchboard_core::auth::Role;
+
+async fn api_publish(server: &TestServer, tok: Option<&str>, body: Value) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(server.http("/api/publish"))
+        .json(&body);
+    if let Some(t) = tok {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
+}
+
+async fn connect_as(server: &TestServer, user: &str) -> Ws {
+    let mut ws =
+        Ws::connect(&server.ws_url(&format!("?token={}", token(user, Role::Agent, &[])))).await;
+    ws.recv_type("authenticated").await;
+    ws
+}
+
+#[tokio::test]
+async fn offline_messages_arrive_on_connect_and_again_until_acked() {
+    let server = TestServer::start().await;
+    for n in 1..=3 {
+        let res = api_publish(
+            &server,
+            Some(&hq()),
+            json!({"channel":"user:alice","event":"note","data":{"n":n}}),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["offset"], n);
+    }
+    let mut ws = connect_as(&server, "alice").await;
+    for n in 1..=3u64 {
+        let d = ws.recv().await;
+        assert_eq!(
+            (
+                d["type"].as_str(),
+                d["channel"].as_str(),
+                d["offset"].as_u64()
+            ),
+            (Some("note"), Some("user:alice"), Some(n))
+        );
+        assert_eq!(d["data"]["n"], n);
+    }
+    // Not acknowledged: a reconnect gets all three again.
+    drop(ws);
+    let mut ws = connect_as(&server, "alice").await;
+    let offsets: Vec<u64> = [ws.recv().await, ws.recv().await, ws.recv().await]
+        .iter()
+        .map(|d| d["offset"].as_u64().unwrap())
+        .collect();
+    assert_eq!(offsets, [1, 2, 3]);
+    // Acknowledge up to 2 (cumulative), then make sure it was processed before leaving.
+    ws.send(json!({"type":"ack","channel":"user:alice","offset":2}))
+        .await;
+    ws.send(json!({"type":"ping","ref":"sync"})).await;
+    ws.recv_type("pong").await;
+    drop(ws);
+    let mut ws = connect_as(&server, "alice").await;
+    assert_eq!(ws.recv().await["offset"], 3);
+    ws.send(json!({"type":"ack","channel":"user:alice","offset":3}))
+        .await;
+    ws.send(json!({"type":"ping"})).await;
+    ws.recv_type("pong").await;
+    drop(ws);
+    let mut ws = connect_as(&server, "alice").await;
+    ws.expect_silence(Duration::from_millis(200)).await;
+
+    // Live delivery to every connection of the user, with the next offset.
+    let mut second = connect_as(&server, "alice").await;
+    api_publish(
+        &server,
+        Some(&hq()),
+        json!({"channel":"user:alice","event":"note","data":"live"}),
+    )
+    .await;
+    for w in [&mut ws, &mut second] {
+        let d = w.recv().await;
+        assert_eq!(
+            (d["offset"].as_u64(), d["data"].as_str()),
+            (Some(4), Some("live"))
+        );
+    }
+    // Other users see nothing of it.
+    let mut bob = connect_as(&server, "bob").await;
+    bob.expect_silence(Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn nobody_else_reads_or_acks_an_inbox() {
+    let server = TestServer::start().await;
+    let mut bob = connect_as(&server, "bob").await;
+    bob.send(json!({"type":"subscribe","channel":"user:alice"}))
+        .await;
+    assert_eq!(bob.recv().await["code"], "forbidden");
+    bob.send(json!({"type":"ack","channel":"user:alice","offset":1}))
+        .await;
+    assert_eq!(bob.recv().await["code"], "forbidden");
+    let mut anon = Ws::connect(&server.ws_url("")).await;
+    anon.send(json!({"type":"ack","channel":"user:alice","offset":1}))
+        .await;
+    assert_eq!(anon.recv().await["code"], "forbidden");
+}
+
+#[tokio::test]
+async fn inbox_entries_expire() {
+    let server = TestServer::start_with(|c| c.inbox.ttl_secs = 1).await;
+    api_publish(
+        &server,
+        Some(&hq()),
+        json!({"channel":"user:carol","event":"note","data":1}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut ws = connect_as(&server, "carol").await;
+    ws.expect_silence(Duration::from_millis(200)).await;
+}
+
+#[tokio::test]
+async fn api_publish_roles_validation_and_any_channel() {
+    let server = TestServer::start().await;
+    let body = json!({"channel":"room:1","event":"notice","data":{"text":"hi"}});
+    assert_eq!(api_publish(&server, None, body.clone()).await.status(), 401);
+    assert_eq!(
+        api_publish(&server, Some(&agent()), body.clone())
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        api_publish(
+            &server,
+            Some(&token("p", Role::Pipeline, &[])),
+            body.clone()
+        )
+        .await
+        .status(),
+        403
+    );
+    for (bad, field) in [
+        (json!({"event":"x"}), "channel"),
+        (json!({"channel":"bad channel","event":"x"}), "channel"),
+        (json!({"channel":"room:1","event":"has space"}), "event"),
+        (json!({"channel":"room:1","event":"x","extra":1}), "body"),
+    ] {
+        let res = api_publish(&server, Some(&hq()), bad.clone()).await;
+        assert_eq!(res.status(), 422, "{bad}");
+        assert_eq!(res.json::<Value>().await.unwrap()["field"], field);
+    }
+    let mut ws = Ws::connect(&server.ws_url("")).await;
+    ws.subscribe("room:1").await;
+    let res = api_publish(&server, Some(&token("root", Role::Admin, &[])), body).await;
+    assert_eq!(res.status(), 200);
+    let d = ws.recv().await;
+    assert_eq!(
+        (d["type"].as_str(), d["data"]["text"].as_str()),
+        (Some("notice"), Some("hi"))
+    );
+}
