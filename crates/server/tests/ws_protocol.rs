@@ -261,7 +261,8 @@ async fn auth_message_upgrades_or_closes() {
         json!({"type":"authenticated","user":"bob","ref":1})
     );
     ws.subscribe("city:nairobi").await;
-    // A token that does not allow a city gets forbidden.
+    assert_eq!(ws.recv().await["type"], "initial_data");
+    // A channel the token does not grant is forbidden.
     ws.send(json!({"type":"subscribe","channel":"user:someone"}))
         .await;
     assert_eq!(ws.recv().await["code"], "forbidden");
