@@ -268,8 +268,40 @@ impl Session {
         }
     }
 
-    fn parse_channel(name: &str) -> Result<ChannelName, String> {
-        ChannelName::parse(name).map_err(|e| format!("Invalid channel: {e}"))
+    /// Parses a client-supplied channel name, answering `bad_request` when it is not one.
+    async fn channel_arg(&self, name: &str, r#ref: Option<&Value>) -> Option<ChannelName> {
+        match ChannelName::parse(name) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.send_error(
+                    ErrorCode::BadRequest,
+                    &format!("Invalid channel: {e}"),
+                    r#ref,
+                )
+                .await;
+                None
+            }
+        }
+    }
+
+    /// Parses a channel name and checks that this client may read it, answering
+    /// `bad_request` or `forbidden` otherwise.
+    async fn readable_channel(&self, name: &str, r#ref: Option<&Value>) -> Option<ChannelName> {
+        let channel = self.channel_arg(name, r#ref).await?;
+        if self
+            .node
+            .policy
+            .can_read(&self.identity, self.handle.id(), &channel)
+        {
+            return Some(channel);
+        }
+        let message = if self.identity.is_authenticated() {
+            "Your token does not allow this channel"
+        } else {
+            "Authentication required for this channel"
+        };
+        self.send_error(ErrorCode::Forbidden, message, r#ref).await;
+        None
     }
 
     async fn subscribe(
@@ -278,22 +310,9 @@ impl Session {
         since: Option<StreamPosition>,
         r#ref: Option<&Value>,
     ) {
-        let channel = match Self::parse_channel(name) {
-            Ok(c) => c,
-            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        let Some(channel) = self.readable_channel(name, r#ref).await else {
+            return;
         };
-        if !self
-            .node
-            .policy
-            .can_read(&self.identity, self.handle.id(), &channel)
-        {
-            let message = if self.identity.is_authenticated() {
-                "Your token does not allow this channel"
-            } else {
-                "Authentication required for this channel"
-            };
-            return self.send_error(ErrorCode::Forbidden, message, r#ref).await;
-        }
         if self.subscriptions.contains(&channel) {
             return self
                 .send_error(ErrorCode::BadRequest, "Already subscribed", r#ref)
@@ -406,9 +425,8 @@ impl Session {
     }
 
     async fn unsubscribe(&mut self, name: &str, r#ref: Option<&Value>) {
-        let channel = match Self::parse_channel(name) {
-            Ok(c) => c,
-            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        let Some(channel) = self.channel_arg(name, r#ref).await else {
+            return;
         };
         if !self.subscriptions.contains(&channel) {
             return self
@@ -442,9 +460,8 @@ impl Session {
         data: Box<RawValue>,
         r#ref: Option<&Value>,
     ) {
-        let channel = match Self::parse_channel(name) {
-            Ok(c) => c,
-            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        let Some(channel) = self.channel_arg(name, r#ref).await else {
+            return;
         };
         if !valid_event_name(event) {
             return self
@@ -543,23 +560,9 @@ impl Session {
     }
 
     async fn presence(&mut self, name: &str, r#ref: Option<&Value>) {
-        let channel = match Self::parse_channel(name) {
-            Ok(c) => c,
-            Err(m) => return self.send_error(ErrorCode::BadRequest, &m, r#ref).await,
+        let Some(channel) = self.readable_channel(name, r#ref).await else {
+            return;
         };
-        if !self
-            .node
-            .policy
-            .can_read(&self.identity, self.handle.id(), &channel)
-        {
-            return self
-                .send_error(
-                    ErrorCode::Forbidden,
-                    "Your token does not allow this channel",
-                    r#ref,
-                )
-                .await;
-        }
         if !self.node.config.namespace(channel.namespace()).presence {
             return self
                 .send_error(

@@ -201,7 +201,7 @@ async fn query_token_failures_close_with_the_right_code() {
             4002,
             "Invalid token",
         ),
-        ("alg none", alg_none(), 4002, "Invalid token"),
+        ("alg none", alg_none_token(), 4002, "Invalid token"),
         (
             "expired",
             token_with(SECRET, "x", Role::Agent, &[], now() - 120),
@@ -215,35 +215,6 @@ async fn query_token_failures_close_with_the_right_code() {
         assert_eq!(e, json!({"type":"auth_error","message":message}), "{name}");
         assert_eq!(ws.close_code().await, code, "{name}");
     }
-}
-
-fn alg_none() -> String {
-    // Same shape as the REST suite's: header {"alg":"none"}, empty signature.
-    use std::fmt::Write;
-    let enc = |s: &str| {
-        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut out = String::new();
-        for chunk in s.as_bytes().chunks(3) {
-            let b = [
-                chunk[0],
-                *chunk.get(1).unwrap_or(&0),
-                *chunk.get(2).unwrap_or(&0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..=chunk.len() {
-                let _ = write!(out, "{}", A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            }
-        }
-        out
-    };
-    format!(
-        "{}.{}.",
-        enc(r#"{"alg":"none","typ":"JWT"}"#),
-        enc(&format!(
-            r#"{{"sub":"m","exp":{},"role":"hq"}}"#,
-            now() + 3600
-        ))
-    )
 }
 
 #[tokio::test]

@@ -112,6 +112,32 @@ pub fn token(sub: &str, role: Role, channels: &[&str]) -> String {
     token_with(SECRET, sub, role, channels, now() + 3600)
 }
 
+/// A token with `"alg":"none"`, an empty signature, and otherwise valid HQ claims: it must be
+/// refused everywhere.
+pub fn alg_none_token() -> String {
+    fn b64(input: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in input.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+    format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT"}"#),
+        b64(format!(r#"{{"sub":"mallory","exp":{},"role":"hq"}}"#, now() + 3600).as_bytes())
+    )
+}
+
 pub fn hq() -> String {
     token("hq-1", Role::Hq, &[])
 }
