@@ -24,13 +24,20 @@ pub fn router(node: Arc<Node>) -> Router {
             origins.allows_origin(o)
         }))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ]);
     let body_limit = node.config.limits.max_message_bytes;
     Router::new()
         .route("/", get(console))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/ws", get(transports::ws::handler))
+        // Long-lived by design: no timeout layer may wrap these two.
+        .route("/events", get(transports::sse::handler))
+        .route("/poll", get(transports::poll::handler))
         .merge(apps::missions::routes())
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(cors)
