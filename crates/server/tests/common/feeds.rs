@@ -43,6 +43,15 @@ impl Sse {
         }
     }
 
+    /// Wraps an already opened streaming response.
+    pub fn from_response(response: reqwest::Response) -> Sse {
+        Sse {
+            response,
+            buf: String::new(),
+            raw: String::new(),
+        }
+    }
+
     pub async fn request(
         server: &TestServer,
         query: &str,
