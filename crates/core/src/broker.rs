@@ -373,7 +373,10 @@ mod tests {
             ConnectionHandle::new("c".into(), WireFormat::Native, Audience::Agent, 8);
         hub.subscribe(&ch, &conn);
         let data = PublicationData::shared(&1).unwrap();
-        let first = broker.publish(&ch, "e", data.clone(), policy(0)).await.unwrap();
+        let first = broker
+            .publish(&ch, "e", data.clone(), policy(0))
+            .await
+            .unwrap();
         broker.sweep(Duration::ZERO);
         assert_eq!(broker.stream_count(), 1);
         let second = broker.publish(&ch, "e", data, policy(0)).await.unwrap();

@@ -294,7 +294,10 @@ mod tests {
         c.set(ch("city"), pos(300, "k2j4x9zq"));
         // Sorted by name; 300 = ac 02 as LEB128.
         assert_eq!(c.encode(), "AQRjaXR5CGsyajR4OXpxrAIKbWlzc2lvbnM6MgFlAA");
-        assert_eq!(Cursor::decode("AQRjaXR5CGsyajR4OXpxrAIKbWlzc2lvbnM6MgFlAA"), Ok(c));
+        assert_eq!(
+            Cursor::decode("AQRjaXR5CGsyajR4OXpxrAIKbWlzc2lvbnM6MgFlAA"),
+            Ok(c)
+        );
     }
 
     #[test]
@@ -310,14 +313,14 @@ mod tests {
     fn rejects_garbage_with_a_reason() {
         let bad = [
             ("", CursorError::Version),
-            ("AA", CursorError::Version),          // version 0
+            ("AA", CursorError::Version), // version 0
             ("not a cursor", CursorError::NotBase64),
-            ("AQ==", CursorError::NotBase64),      // padding is not written, so not accepted
-            ("A", CursorError::NotBase64),         // lone symbol
-            ("AR", CursorError::NotBase64),        // non-zero unused bits
-            ("AQg", CursorError::Truncated),       // length 8, no bytes
+            ("AQ==", CursorError::NotBase64), // padding is not written, so not accepted
+            ("A", CursorError::NotBase64),    // lone symbol
+            ("AR", CursorError::NotBase64),   // non-zero unused bits
+            ("AQg", CursorError::Truncated),  // length 8, no bytes
             ("AQEgAWUA", CursorError::BadChannel), // channel " "
-            ("AQFhAAA", CursorError::BadEpoch),    // empty epoch
+            ("AQFhAAA", CursorError::BadEpoch), // empty epoch
             ("AQFhAWWAAA", CursorError::BadNumber), // overlong zero
         ];
         for (text, want) in bad {

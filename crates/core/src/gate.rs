@@ -30,6 +30,9 @@ pub struct Released {
     pub position: Option<(ChannelName, u64)>,
 }
 
+/// Where the gate hands each released frame, with the position a delivery advances.
+type Emit<'a> = dyn FnMut(Option<(&ChannelName, u64)>, Bytes) + 'a;
+
 /// Tracks each subscribed channel's stream position for one connection.
 #[derive(Default)]
 pub struct StreamGate {
@@ -53,7 +56,7 @@ impl StreamGate {
         });
     }
 
-    fn step(&mut self, item: Outbound, emit: &mut dyn FnMut(Option<(&ChannelName, u64)>, Bytes)) {
+    fn step(&mut self, item: Outbound, emit: &mut Emit<'_>) {
         match item {
             Outbound::Frame(frame) => emit(None, frame),
             Outbound::Delivery {

@@ -113,7 +113,11 @@ mod tests {
             "data: {\"type\":\"connected\"}\nid: AQ\nretry: 3000\n\n"
         );
         assert_eq!(
-            s(delivery("AQx", Some("mission-update"), br#"{"type":"mission-update"}"#)),
+            s(delivery(
+                "AQx",
+                Some("mission-update"),
+                br#"{"type":"mission-update"}"#
+            )),
             "id: AQx\nevent: mission-update\ndata: {\"type\":\"mission-update\"}\n\n"
         );
         assert_eq!(

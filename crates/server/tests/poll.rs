@@ -68,7 +68,12 @@ async fn first_poll_answers_at_once_then_waits_for_news() {
 
     // The same cursor again: answered at once with the same update (the cursor is the state).
     let started = Instant::now();
-    let (_, again) = poll(&server, &format!("channels=missions,lobby&cursor={cursor}"), &[]).await;
+    let (_, again) = poll(
+        &server,
+        &format!("channels=missions,lobby&cursor={cursor}"),
+        &[],
+    )
+    .await;
     assert_eq!(again["updates"], body["updates"]);
     assert!(started.elapsed() < Duration::from_secs(1));
 }
@@ -79,7 +84,12 @@ async fn timeout_answers_empty_with_the_same_positions() {
     let (_, first) = poll(&server, "channels=lobby", &[]).await;
     let cursor = cursor_of(&first);
     let started = Instant::now();
-    let (s, body) = poll(&server, &format!("channels=lobby&cursor={cursor}&timeout=0.4"), &[]).await;
+    let (s, body) = poll(
+        &server,
+        &format!("channels=lobby&cursor={cursor}&timeout=0.4"),
+        &[],
+    )
+    .await;
     let waited = started.elapsed();
     assert_eq!(s, 200);
     assert_eq!(body, json!({"updates":[],"cursor":cursor}));
@@ -100,7 +110,10 @@ async fn resume_after_a_disconnect_is_exact_then_live() {
         put(&server, 2, loc).await;
     }
     let (_, body) = poll(&server, &format!("channels=missions&cursor={cursor}"), &[]).await;
-    assert_eq!(offsets(&body["updates"]), (base + 1..=base + 5).collect::<Vec<_>>());
+    assert_eq!(
+        offsets(&body["updates"]),
+        (base + 1..=base + 5).collect::<Vec<_>>()
+    );
     let got: Vec<_> = body["updates"]
         .as_array()
         .unwrap()
@@ -185,7 +198,10 @@ async fn refusals_and_audiences() {
         &h,
     )
     .await;
-    assert!(body["updates"][0]["data"]["objective"].is_string(), "{body}");
+    assert!(
+        body["updates"][0]["data"]["objective"].is_string(),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -95,7 +95,10 @@ async fn a_position_older_than_the_history_is_not_recovered() {
     ws.send(json!({"type":"subscribe","channel":"room:short","since":{"offset":1,"epoch":epoch}}))
         .await;
     let s = ws.recv().await;
-    assert_eq!((s["recovered"].clone(), s["offset"].clone()), (json!(false), json!(5)));
+    assert_eq!(
+        (s["recovered"].clone(), s["offset"].clone()),
+        (json!(false), json!(5))
+    );
     ws.expect_silence(Duration::from_millis(100)).await;
     // From 2, everything missed (3, 4, 5) is still there.
     let mut ws = Ws::connect(&server.ws_url("")).await;

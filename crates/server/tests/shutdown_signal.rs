@@ -26,7 +26,10 @@ async fn sigterm_closes_with_1012_and_exits_within_the_grace_period() {
         .arg(dir.path())
         .current_dir(dir.path())
         .env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_SHUTDOWN__GRACE_MS", grace.as_millis().to_string())
+        .env(
+            "SWITCHBOARD_SHUTDOWN__GRACE_MS",
+            grace.as_millis().to_string(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

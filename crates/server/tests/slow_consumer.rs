@@ -33,9 +33,10 @@ async fn small_buffer_tcp(server: &TestServer) -> TcpStream {
 
 async fn stalled_ws(server: &TestServer) -> Ws {
     let tcp = small_buffer_tcp(server).await;
-    let (socket, _) = tokio_tungstenite::client_async(server.ws_url(""), MaybeTlsStream::Plain(tcp))
-        .await
-        .unwrap();
+    let (socket, _) =
+        tokio_tungstenite::client_async(server.ws_url(""), MaybeTlsStream::Plain(tcp))
+            .await
+            .unwrap();
     let mut ws = Ws {
         socket,
         connection_id: String::new(),
@@ -140,7 +141,11 @@ async fn stalled_websocket_is_closed_with_4009_without_slowing_others() {
         .await
         .expect("healthy reader finished")
         .unwrap();
-    assert_eq!(order, (0..published as u64).collect::<Vec<_>>(), "healthy reader lost nothing");
+    assert_eq!(
+        order,
+        (0..published as u64).collect::<Vec<_>>(),
+        "healthy reader lost nothing"
+    );
     latencies.sort_unstable();
     let (p50, p99, max) = (
         percentile(&latencies, 0.50),
@@ -217,8 +222,8 @@ async fn stalled_sse_stream_ends_and_resumes_from_its_last_id() {
     // The last id before the close notice, and the last flood offset delivered.
     let last_id = text
         .lines()
-        .filter_map(|l| l.strip_prefix("id: "))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix("id: "))
         .expect("at least the connected id")
         .to_owned();
     let delivered = text.matches("event: flood").count();

@@ -27,10 +27,7 @@ async fn put(server: &TestServer, id: i64, location: &str) {
 async fn connected_first_then_native_deliveries_with_cursor_ids() {
     let server = TestServer::start().await;
     let mut anon = Sse::open(&server, "channels=missions", &[]).await;
-    assert_eq!(
-        anon.response.headers()["content-type"],
-        "text/event-stream"
-    );
+    assert_eq!(anon.response.headers()["content-type"], "text/event-stream");
     let first = anon.next_block().await.unwrap();
     assert!(
         anon.raw.starts_with("data: {\"type\":\"connected\"}\n"),
@@ -194,7 +191,10 @@ async fn since_query_resumes_and_a_lost_history_says_so() {
         let n = sse.next_event().await;
         assert_eq!(n.event.as_deref(), Some("subscribed"));
         let j = n.json();
-        notices.push((j["channel"].as_str().unwrap().to_owned(), j["recovered"].clone()));
+        notices.push((
+            j["channel"].as_str().unwrap().to_owned(),
+            j["recovered"].clone(),
+        ));
     }
     notices.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(
@@ -230,7 +230,10 @@ async fn refusals_come_before_the_stream() {
     // A token without the channel.
     let (s, _) = status_and_body(
         "channels=city:nairobi",
-        vec![("Authorization", format!("Bearer {}", token("u", Role::Agent, &[])))],
+        vec![(
+            "Authorization",
+            format!("Bearer {}", token("u", Role::Agent, &[])),
+        )],
     )
     .await;
     assert_eq!(s, 403);
@@ -263,7 +266,12 @@ async fn refusals_come_before_the_stream() {
     let mut sse = Sse::open(&server, &format!("channels=city:nairobi&token={t}"), &[]).await;
     assert_eq!(sse.next_event().await.json()["type"], "connected");
     let bearer = format!("Bearer {t}");
-    let mut sse = Sse::open(&server, "channels=city:nairobi", &[("Authorization", &bearer)]).await;
+    let mut sse = Sse::open(
+        &server,
+        "channels=city:nairobi",
+        &[("Authorization", &bearer)],
+    )
+    .await;
     assert_eq!(sse.next_event().await.json()["type"], "connected");
 }
 
@@ -298,5 +306,8 @@ async fn shutdown_ends_streams_with_a_close_notice() {
         .await
         .expect("server stopped in time");
     assert!(result.unwrap().is_ok());
-    assert!(started.elapsed() < Duration::from_secs(2), "did not wait for the grace period");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "did not wait for the grace period"
+    );
 }

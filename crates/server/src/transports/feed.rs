@@ -326,10 +326,7 @@ mod tests {
     #[test]
     fn channel_lists() {
         let names = |r: Result<Vec<ChannelName>, ApiError>| {
-            r.unwrap()
-                .iter()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
+            r.unwrap().iter().map(|c| c.to_string()).collect::<Vec<_>>()
         };
         assert_eq!(
             names(parse_channels(Some(" missions, lobby,,missions "), 10)),

@@ -201,7 +201,9 @@ mod tests {
             },
         ];
         let res = answer(&updates, &cursor, &["missions"]);
-        let body = axum::body::to_bytes(res.into_body(), 1 << 16).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
         assert_eq!(
             std::str::from_utf8(&body).unwrap(),
             format!(
@@ -214,7 +216,10 @@ mod tests {
     #[test]
     fn timeouts() {
         assert_eq!(parse_timeout(None).unwrap(), DEFAULT_TIMEOUT);
-        assert_eq!(parse_timeout(Some("0.5")).unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_timeout(Some("0.5")).unwrap(),
+            Duration::from_millis(500)
+        );
         assert_eq!(parse_timeout(Some("600")).unwrap(), MAX_TIMEOUT);
         assert!(parse_timeout(Some("-1")).is_err());
         assert!(parse_timeout(Some("soon")).is_err());

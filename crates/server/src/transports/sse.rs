@@ -71,20 +71,17 @@ pub async fn handler(
         },
     };
     let span = tracing::info_span!("sse", feed = %request.id);
-    let (feed, ready, joined) = Feed::open(
-        Arc::clone(&node),
-        request,
-        since.as_ref(),
-        Some(peer.ip()),
-    )
-    .instrument(span.clone())
-    .await?;
+    let (feed, ready, joined) =
+        Feed::open(Arc::clone(&node), request, since.as_ref(), Some(peer.ip()))
+            .instrument(span.clone())
+            .await?;
     span.in_scope(|| tracing::debug!(resumed = since.is_some(), "sse stream opened"));
 
     let mut stream = SseStream::new(Arc::clone(&node), feed);
-    stream
-        .pending
-        .push_back(sse::connected(&stream.feed.cursor().encode(), node.config.sse.retry_ms));
+    stream.pending.push_back(sse::connected(
+        &stream.feed.cursor().encode(),
+        node.config.sse.retry_ms,
+    ));
     if since.is_some() {
         for j in &joined {
             stream.pending.push_back(subscribed_notice(j));
