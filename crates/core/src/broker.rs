@@ -151,11 +151,18 @@ impl MemoryBroker {
     /// Forgets streams idle for longer than `idle` whose history has expired, so channels used
     /// once (a connection's personal channel) do not accumulate. A client resuming one of them
     /// later sees a new epoch and is told its history is gone, which is the truth.
+    ///
+    /// A stream with live subscribers on this node is kept however idle: forgetting it would
+    /// restart its offsets under a new epoch while those subscribers' writers still expect the
+    /// old numbering, and they would drop the new publications as duplicates.
     pub fn sweep(&self, idle: Duration) {
         let now = Instant::now();
         let ttls = self.ttls.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         streams.retain(|name, stream| {
+            if self.hub.has_subscribers(name) {
+                return true;
+            }
             let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(ttl) = ttls.get(name) {
                 s.expire(*ttl, now);
@@ -362,6 +369,31 @@ mod tests {
         };
         assert!(!broker.recover(&ch, Some(&since)).await.unwrap().recovered);
         broker.sweep(Duration::from_millis(10));
+        assert_eq!(broker.stream_count(), 0);
+    }
+
+    #[tokio::test]
+    async fn streams_with_subscribers_are_never_swept() {
+        use crate::hub::{ConnectionHandle, WireFormat};
+        use crate::publication::Audience;
+        let hub = Arc::new(Hub::default());
+        let broker = MemoryBroker::new(Arc::clone(&hub));
+        let ch = ChannelName::parse("conn:live").unwrap();
+        let (conn, mut rx) =
+            ConnectionHandle::new("c".into(), WireFormat::Native, Audience::Agent, 8);
+        hub.subscribe(&ch, &conn);
+        let data = PublicationData::shared(&1).unwrap();
+        let first = broker
+            .publish(&ch, "e", data.clone(), policy(0))
+            .await
+            .unwrap();
+        broker.sweep(Duration::ZERO);
+        assert_eq!(broker.stream_count(), 1);
+        let second = broker.publish(&ch, "e", data, policy(0)).await.unwrap();
+        assert_eq!((second.offset, &second.epoch), (2, &first.epoch));
+        assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
+        hub.unsubscribe(&ch, "c");
+        broker.sweep(Duration::ZERO);
         assert_eq!(broker.stream_count(), 0);
     }
 }

@@ -20,6 +20,19 @@ enum ChannelState {
     Live(u64),
 }
 
+/// One frame the gate releases. Deliveries carry the channel and offset they advance, so a
+/// writer that labels its frames with a position (SSE `id:`, the long-poll cursor) knows it.
+#[derive(Debug, Clone)]
+pub struct Released {
+    /// The bytes to write.
+    pub frame: Bytes,
+    /// For a publication: its channel and offset; `None` for replies and notices.
+    pub position: Option<(ChannelName, u64)>,
+}
+
+/// Where the gate hands each released frame, with the position a delivery advances.
+type Emit<'a> = dyn FnMut(Option<(&ChannelName, u64)>, Bytes) + 'a;
+
 /// Tracks each subscribed channel's stream position for one connection.
 #[derive(Default)]
 pub struct StreamGate {
@@ -29,8 +42,23 @@ pub struct StreamGate {
 impl StreamGate {
     /// Processes one queue item and appends the frames to write, in order, to `out`.
     pub fn process(&mut self, item: Outbound, out: &mut Vec<Bytes>) {
+        self.step(item, &mut |_, frame| out.push(frame));
+    }
+
+    /// Like [`process`](Self::process), but says which channel position each delivery
+    /// advances.
+    pub fn process_tracked(&mut self, item: Outbound, out: &mut Vec<Released>) {
+        self.step(item, &mut |position, frame| {
+            out.push(Released {
+                frame,
+                position: position.map(|(c, o)| (c.clone(), o)),
+            });
+        });
+    }
+
+    fn step(&mut self, item: Outbound, emit: &mut Emit<'_>) {
         match item {
-            Outbound::Frame(frame) => out.push(frame),
+            Outbound::Frame(frame) => emit(None, frame),
             Outbound::Delivery {
                 channel,
                 offset,
@@ -39,7 +67,7 @@ impl StreamGate {
                 Some(ChannelState::Pending(held)) => held.push((offset, frame)),
                 Some(ChannelState::Live(last)) if offset > *last => {
                     *last = offset;
-                    out.push(frame);
+                    emit(Some((&channel, offset)), frame);
                 }
                 // Already written (a catch-up overlap): drop the duplicate.
                 Some(ChannelState::Live(_)) => {}
@@ -57,7 +85,9 @@ impl StreamGate {
                 catch_up,
                 ok,
             } => {
-                out.extend(reply);
+                if let Some(reply) = reply {
+                    emit(None, reply);
+                }
                 if !ok {
                     self.channels.remove(&channel);
                     return;
@@ -70,14 +100,14 @@ impl StreamGate {
                 for (offset, frame) in catch_up.into_iter().chain(held) {
                     if offset > last {
                         last = offset;
-                        out.push(frame);
+                        emit(Some((&channel, offset)), frame);
                     }
                 }
                 self.channels.insert(channel, ChannelState::Live(last));
             }
             Outbound::Unsubscribed { channel, reply } => {
                 self.channels.remove(&channel);
-                out.push(reply);
+                emit(None, reply);
             }
         }
     }
@@ -170,5 +200,44 @@ mod tests {
             },
         ]);
         assert_eq!(out, ["err", "unsub"]);
+    }
+
+    #[test]
+    fn tracked_output_names_each_delivery_position() {
+        let ch = ChannelName::parse("missions").unwrap();
+        let mut gate = StreamGate::default();
+        let mut out = Vec::new();
+        gate.process_tracked(
+            Outbound::BeginSubscribe {
+                channel: ch.clone(),
+            },
+            &mut out,
+        );
+        gate.process_tracked(d(&ch, 3), &mut out);
+        gate.process_tracked(
+            Outbound::CompleteSubscribe {
+                channel: ch.clone(),
+                reply: None,
+                after: 1,
+                catch_up: vec![(2, Bytes::from("2")), (3, Bytes::from("3"))],
+                ok: true,
+            },
+            &mut out,
+        );
+        gate.process_tracked(Outbound::Frame(Bytes::from("note")), &mut out);
+        gate.process_tracked(d(&ch, 4), &mut out);
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| (r.frame.clone(), r.position.as_ref().map(|(_, o)| *o)))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Bytes::from("2"), Some(2)),
+                (Bytes::from("3"), Some(3)),
+                (Bytes::from("note"), None),
+                (Bytes::from("4"), Some(4)),
+            ]
+        );
     }
 }

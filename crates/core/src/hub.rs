@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use bytes::Bytes;
@@ -99,6 +99,7 @@ pub struct ConnectionHandle {
     close_reason: OnceLock<CloseCode>,
     close_signal: Notify,
     user: RwLock<Option<Arc<str>>>,
+    overflowed: AtomicBool,
 }
 
 impl ConnectionHandle {
@@ -118,6 +119,7 @@ impl ConnectionHandle {
             close_reason: OnceLock::new(),
             close_signal: Notify::new(),
             user: RwLock::new(None),
+            overflowed: AtomicBool::new(false),
         });
         (handle, rx)
     }
@@ -184,11 +186,21 @@ impl ConnectionHandle {
         self.close_reason.get().copied()
     }
 
+    /// Whether a delivery was ever dropped because the queue was full. From then on the
+    /// connection's stream has a gap: its writer must not write any further delivery (a client
+    /// resuming from a later offset would silently skip the dropped one), only close.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
     /// Queues a delivery without waiting; a full queue marks the connection a slow consumer.
     fn offer(&self, item: Outbound) -> Offer {
         match self.tx.try_send(item) {
             Ok(()) => Offer::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                // Set before anything later can be queued, so a writer that sees a later item
+                // also sees the flag.
+                self.overflowed.store(true, Ordering::Release);
                 self.close(CloseCode::SlowConsumer);
                 Offer::Dropped
             }
@@ -434,6 +446,7 @@ mod tests {
         hub.deliver(&publication(&ch, 1));
         hub.deliver(&publication(&ch, 2));
         assert_eq!(slow.close_reason(), Some(CloseCode::SlowConsumer));
+        assert!(slow.overflowed() && !fast.overflowed());
         assert_eq!(fast.close_reason(), None);
         assert!(rf.try_recv().is_ok() && rf.try_recv().is_ok());
         assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 1);

@@ -8,12 +8,16 @@
 //! - [`hub`]: this node's subscriptions and the fan-out (encode once, share bytes).
 //! - [`gate`]: per-connection merge of catch-up and live deliveries (no gap, no duplicate).
 //! - [`broker`]: the Broker trait (offsets, epochs, history) and the in-memory broker.
+//! - [`cursor`]: the opaque multi-channel resume cursor of SSE ids and long-poll answers.
+//! - [`sse`]: Server-Sent Events framing around the native delivery JSON.
 
 pub mod auth;
 pub mod broker;
 pub mod channel;
 pub mod codes;
+pub mod cursor;
 pub mod gate;
 pub mod hub;
 pub mod protocol;
 pub mod publication;
+pub mod sse;

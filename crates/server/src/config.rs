@@ -40,6 +40,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[inbox]`.
     pub inbox: InboxConfig,
+    /// `[sse]`: Server-Sent Events at `/events`.
+    pub sse: SseConfig,
     /// `[namespaces.<name>]`: per-namespace settings; see [`NamespaceConfig`].
     pub namespaces: BTreeMap<String, NamespaceConfig>,
 }
@@ -165,6 +167,15 @@ pub struct ShutdownConfig {
     pub grace_ms: u64,
 }
 
+/// `[sse]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SseConfig {
+    /// Interval of the `: ping` comment that keeps idle streams (and proxies) alive.
+    pub heartbeat_ms: u64,
+    /// The `retry:` advice: how long an `EventSource` waits before reconnecting.
+    pub retry_ms: u64,
+}
+
 /// Settings of one namespace.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
@@ -249,6 +260,10 @@ impl Default for Config {
             },
             shutdown: ShutdownConfig { grace_ms: 10_000 },
             inbox: InboxConfig { ttl_secs: 86_400 },
+            sse: SseConfig {
+                heartbeat_ms: 15_000,
+                retry_ms: 3_000,
+            },
             namespaces: BTreeMap::from([
                 ("missions".into(), ns(100, 300, false, false)),
                 ("lobby".into(), ns(100, 300, false, true)),
@@ -413,6 +428,9 @@ impl Config {
                 "heartbeat.timeout_ms",
                 "must be greater than heartbeat.interval_ms",
             ));
+        }
+        if self.sse.heartbeat_ms == 0 {
+            return Err(invalid("sse.heartbeat_ms", "must be at least 1"));
         }
         if !(self.payments.max_amount.is_finite() && self.payments.max_amount > 0.0) {
             return Err(invalid("payments.max_amount", "must be a positive number"));

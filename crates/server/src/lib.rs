@@ -4,7 +4,7 @@
 //! - [`cli`]: the `switchboard` command line (`serve`, `token`, `migrate`).
 //! - [`node`]: the per-process state every app and transport reaches through.
 //! - [`http`]: router, REST errors, auth extraction, Origin allow-list.
-//! - [`transports`]: the native WebSocket transport (more to come).
+//! - [`transports`]: native WebSocket, Server-Sent Events and long-polling.
 //! - [`session`]: the native protocol's per-connection logic, independent of the socket.
 //! - [`apps`]: the reference applications (missions, chat).
 //!

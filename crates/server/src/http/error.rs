@@ -40,6 +40,16 @@ impl ApiError {
         }
     }
 
+    /// 400 naming the query parameter or field that is malformed (a garbage cursor, an
+    /// unparseable channel list): the request cannot be understood, as opposed to a 422.
+    pub fn bad_request(field: &'static str, error: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: error.into(),
+            field: Some(field),
+        }
+    }
+
     /// 404 with a public message.
     pub fn not_found(error: &str) -> Self {
         Self::new(StatusCode::NOT_FOUND, error)

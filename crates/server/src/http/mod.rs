@@ -26,7 +26,11 @@ pub fn router(node: Arc<Node>) -> Router {
             origins.allows_origin(o)
         }))
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]);
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ]);
     let body_limit = node.config.limits.max_message_bytes;
     Router::new()
         .route("/", get(console))
@@ -34,6 +38,9 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/readyz", get(readyz))
         .route("/ws", get(transports::ws::handler))
         .route("/api/publish", axum::routing::post(publish::publish))
+        // Long-lived by design: no timeout layer may wrap these two.
+        .route("/events", get(transports::sse::handler))
+        .route("/poll", get(transports::poll::handler))
         .merge(apps::missions::routes())
         .merge(apps::cities::routes())
         .layer(axum::middleware::from_fn_with_state(

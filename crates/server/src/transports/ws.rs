@@ -317,17 +317,29 @@ async fn write_loop(
             () = node.shutting_down() => break CloseCode::Restarting,
             item = rx.recv() => {
                 let Some(item) = item else { break CloseCode::Normal };
+                // After an overflow the stream has a gap: write nothing more, so the client's
+                // last offset stays before the dropped publication and resuming recovers it.
+                if handle.overflowed() {
+                    break CloseCode::SlowConsumer;
+                }
                 gate.process(item, &mut out);
                 // Batch whatever else is already queued into one flush.
-                while out.len() < 64 {
+                while out.len() < 64 && !handle.overflowed() {
                     match rx.try_recv() {
                         Ok(item) => gate.process(item, &mut out),
                         Err(_) => break,
                     }
                 }
-                if write_frames(&mut sink, &mut out).await.is_err() {
-                    handle.close(CloseCode::Normal);
-                    return;
+                // A client that stopped reading blocks this write; the close (4009 from the
+                // hub, 1012 on shutdown) must still win, so the write is raced against it.
+                tokio::select! {
+                    biased;
+                    code = handle.closed() => break code,
+                    () = node.shutting_down() => break CloseCode::Restarting,
+                    r = write_frames(&mut sink, &mut out) => if r.is_err() {
+                        handle.close(CloseCode::Normal);
+                        return;
+                    },
                 }
             }
             _ = ping.tick() => {
@@ -341,7 +353,7 @@ async fn write_loop(
     handle.close(code);
     // Replies queued before the close (an `auth_error`, say) go out first — except for a slow
     // consumer, whose queue is the problem.
-    if code != CloseCode::SlowConsumer {
+    if code != CloseCode::SlowConsumer && !handle.overflowed() {
         let flush = async {
             while let Ok(item) = rx.try_recv() {
                 gate.process(item, &mut out);

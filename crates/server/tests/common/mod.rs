@@ -15,6 +15,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod feeds;
+
 pub const SECRET: &str = "integration-test-secret-0123456789";
 pub const WAIT: Duration = Duration::from_secs(5);
 
