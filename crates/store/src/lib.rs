@@ -6,12 +6,14 @@
 
 mod error;
 mod mission;
+mod payment;
 mod sqlite;
 
 use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use mission::{MissionPatch, MissionRecord, MissionStatus, NewMission, now_rfc3339};
+pub use payment::{NewPayment, PaymentRecord, PaymentStatus};
 pub use sqlite::SqliteStore;
 
 /// What the apps need from a database.
@@ -31,6 +33,17 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<MissionRecord>, StoreError>;
     /// Deletes; false when the id did not exist.
     async fn delete_mission(&self, id: i64) -> Result<bool, StoreError>;
+    /// Stores a new payment as `pending` and returns the row.
+    async fn create_payment(&self, new: &NewPayment) -> Result<PaymentRecord, StoreError>;
+    /// One payment.
+    async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+    /// Moves a `pending` payment to `status`; `None` when no pending payment has that id, so a
+    /// payment is settled at most once even if two workers race.
+    async fn settle_payment(
+        &self,
+        id: &str,
+        status: PaymentStatus,
+    ) -> Result<Option<PaymentRecord>, StoreError>;
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }
