@@ -1,4 +1,5 @@
 //! Transports translate a connection into hub operations and write bytes. They know their wire
 //! format and nothing about missions or payments.
 
+pub mod socketio;
 pub mod ws;
