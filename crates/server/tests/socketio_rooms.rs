@@ -142,3 +142,54 @@ async fn handshake_checks_token_and_origin() {
     let anon = Sio::connect(locked.addr, None, None).await;
     assert_eq!(anon.err().as_deref(), Some("Authentication required"));
 }
+
+/// Fan-out measurement (not a pass/fail test): one mission update to N native and N Socket.IO
+/// subscribers; prints how long until every client of each kind has it.
+/// `cargo test --release -p switchboard --test socketio_rooms -- --ignored --nocapture`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run by hand"]
+async fn measure_fan_out_native_vs_socketio() {
+    const N: usize = 300;
+    let server = TestServer::start().await;
+    let mut natives = Vec::new();
+    let mut sios = Vec::new();
+    for _ in 0..N {
+        let mut ws = Ws::connect(&server.ws_url("")).await;
+        ws.subscribe("missions").await;
+        natives.push(ws);
+        let mut s = Sio::connect(server.addr, None, None).await.unwrap();
+        s.recv_event("socket-id").await;
+        // Joined `missions` on connect; an acked request proves the join is done.
+        s.emit_with_ack(1, "subscribe", json!("lobby")).await;
+        s.recv_ack(1).await;
+        sios.push(s);
+    }
+    for round in 0..3 {
+        let start = std::time::Instant::now();
+        let res = put_mission(
+            &server,
+            1,
+            Some(&hq()),
+            json!({"location": format!("L{round}")}),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let native = tokio::spawn(async move {
+            for ws in natives.iter_mut() {
+                ws.recv_type("mission-update").await;
+            }
+            (natives, start.elapsed())
+        });
+        let sio = tokio::spawn(async move {
+            for s in sios.iter_mut() {
+                s.recv_event("mission-update").await;
+            }
+            (sios, start.elapsed())
+        });
+        let (n, tn) = native.await.unwrap();
+        let (s, ts) = sio.await.unwrap();
+        natives = n;
+        sios = s;
+        println!("round {round}: {N} native in {tn:?}, {N} socket.io in {ts:?}");
+    }
+}
