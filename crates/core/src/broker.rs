@@ -64,6 +64,26 @@ pub trait Broker: Send + Sync + 'static {
     /// offsets or history.
     async fn deliver(&self, publication: Arc<Publication>) -> Result<(), BrokerError>;
 
+    /// Delivers a transient publication: to current subscribers only, except the connection
+    /// `except` (the one that caused it, for "to the others" notices such as typing
+    /// indicators). It takes no offset and is never stored, so it cannot be recovered and does
+    /// not open a gap in the channel's history; it carries the channel's current position.
+    ///
+    /// The default refuses, so a broker that has not implemented it fails loudly instead of
+    /// dropping the notice silently.
+    async fn publish_transient(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        except: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        let _ = (channel, event, data, except);
+        Err(BrokerError::Unavailable(
+            "this broker does not support transient publications".into(),
+        ))
+    }
+
     /// The channel's position and, when `since` is given, what was published after it.
     async fn recover(
         &self,
@@ -221,6 +241,32 @@ impl Broker for MemoryBroker {
         Ok(())
     }
 
+    async fn publish_transient(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        except: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        // Nobody here: nothing to encode, and no stream to create for it.
+        if !self.hub.has_subscribers(channel) {
+            return Ok(());
+        }
+        let stream = self.stream(channel);
+        let s = stream.lock().unwrap_or_else(|e| e.into_inner());
+        let publication = Publication {
+            channel: channel.clone(),
+            event: Arc::from(event),
+            offset: s.offset,
+            epoch: Arc::clone(&s.epoch),
+            timestamp_ms: now_ms(),
+            data,
+        };
+        // Under the stream lock, like stored publications, so it keeps its place among them.
+        self.hub.deliver_transient(&publication, except);
+        Ok(())
+    }
+
     async fn recover(
         &self,
         channel: &ChannelName,
@@ -343,6 +389,59 @@ mod tests {
         };
         let r = broker.recover(&ch, Some(&now)).await.unwrap();
         assert!(r.recovered && r.publications.is_empty());
+    }
+
+    #[tokio::test]
+    async fn transient_publications_take_no_offset_and_skip_history() {
+        use crate::hub::{ConnectionHandle, Outbound, WireFormat};
+        use crate::publication::Audience;
+        let hub = Arc::new(Hub::default());
+        let broker = MemoryBroker::new(Arc::clone(&hub));
+        let ch = ChannelName::parse("room:1").unwrap();
+        let data = PublicationData::shared(&"x").unwrap();
+        // No subscriber: nothing happens, not even a stream.
+        broker
+            .publish_transient(&ch, "t", data.clone(), None)
+            .await
+            .unwrap();
+        assert_eq!(broker.stream_count(), 0);
+        let (me, mut rme) =
+            ConnectionHandle::new("me".into(), WireFormat::Native, Audience::Agent, 8);
+        let (other, mut rother) =
+            ConnectionHandle::new("o".into(), WireFormat::Native, Audience::Agent, 8);
+        hub.subscribe(&ch, &me);
+        hub.subscribe(&ch, &other);
+        let first = broker
+            .publish(&ch, "e", data.clone(), policy(10))
+            .await
+            .unwrap();
+        broker
+            .publish_transient(&ch, "t", data.clone(), Some("me"))
+            .await
+            .unwrap();
+        let second = broker
+            .publish(&ch, "e", data.clone(), policy(10))
+            .await
+            .unwrap();
+        assert_eq!((first.offset, second.offset), (1, 2), "no offset taken");
+        let since = StreamPosition {
+            offset: 0,
+            epoch: first.epoch.to_string(),
+        };
+        let r = broker.recover(&ch, Some(&since)).await.unwrap();
+        assert!(r.recovered);
+        assert_eq!(r.publications.len(), 2, "not in history");
+        let kinds = |r: &mut tokio::sync::mpsc::Receiver<Outbound>| {
+            std::iter::from_fn(|| r.try_recv().ok())
+                .map(|o| match o {
+                    Outbound::Delivery { .. } => "d",
+                    Outbound::Transient { .. } => "t",
+                    _ => "?",
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(kinds(&mut rme), ["d", "d"]);
+        assert_eq!(kinds(&mut rother), ["d", "t", "d"]);
     }
 
     #[tokio::test(start_paused = true)]

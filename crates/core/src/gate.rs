@@ -74,6 +74,13 @@ impl StreamGate {
                 // Not (or no longer) subscribed from the client's point of view.
                 None => {}
             },
+            // Live-only: written while the channel is live; a subscription still catching up
+            // has no place to put it in offset order, and a notice that late is stale anyway.
+            Outbound::Transient { channel, frame } => {
+                if matches!(self.channels.get(&channel), Some(ChannelState::Live(_))) {
+                    emit(None, frame);
+                }
+            }
             Outbound::BeginSubscribe { channel } => {
                 self.channels
                     .insert(channel, ChannelState::Pending(Vec::new()));
@@ -176,6 +183,38 @@ mod tests {
             },
         ]);
         assert_eq!(out, ["sub", "4"]);
+    }
+
+    #[test]
+    fn transient_passes_only_while_live_and_keeps_the_offset() {
+        let ch = ChannelName::parse("room:1").unwrap();
+        let t = |s: &'static str| Outbound::Transient {
+            channel: ch.clone(),
+            frame: Bytes::from(s),
+        };
+        let out = run(vec![
+            t("before"),
+            Outbound::BeginSubscribe {
+                channel: ch.clone(),
+            },
+            t("pending"),
+            Outbound::CompleteSubscribe {
+                channel: ch.clone(),
+                reply: None,
+                after: 2,
+                catch_up: vec![],
+                ok: true,
+            },
+            t("typing"),
+            d(&ch, 2), // not after the position: still a duplicate
+            d(&ch, 3),
+            Outbound::Unsubscribed {
+                channel: ch.clone(),
+                reply: Bytes::from("unsub"),
+            },
+            t("after"),
+        ]);
+        assert_eq!(out, ["typing", "3", "unsub"]);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! subscriber set has its own lock, held only for non-blocking `try_send`s. A publication is
 //! encoded at most once per (wire format, audience) actually present among the receivers, and
 //! every receiver gets a clone of the same bytes.
+//!
+//! Besides stored publications (with an offset, replayable) the hub fans out *transient* ones
+//! ([`Hub::deliver_transient`]): live-only notices such as typing indicators, which may skip one
+//! connection (the one that caused them) and never enter a stream's offset sequence.
 
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
@@ -18,6 +22,7 @@ use crate::channel::ChannelName;
 use crate::codes::CloseCode;
 use crate::protocol::encode_delivery;
 use crate::publication::{Audience, Publication};
+use crate::socketio::encode_event_args;
 
 /// A connection id, shared cheaply.
 pub type ConnId = Arc<str>;
@@ -27,14 +32,18 @@ pub type ConnId = Arc<str>;
 pub enum WireFormat {
     /// The native JSON envelope of SPEC §4.1 (also the `data:` of SSE and long-poll updates).
     Native,
+    /// The argument array of a Socket.IO `EVENT` packet, `["<event>",<data>]` (SPEC §4.2): a
+    /// Socket.IO client sees a publication as `emit(event, data)`.
+    SocketIo,
 }
 
 impl WireFormat {
-    const COUNT: usize = 1;
+    const COUNT: usize = 2;
 
     fn index(self) -> usize {
         match self {
             Self::Native => 0,
+            Self::SocketIo => 1,
         }
     }
 
@@ -42,6 +51,10 @@ impl WireFormat {
     pub fn encode(self, publication: &Publication, audience: Audience) -> Bytes {
         match self {
             Self::Native => Bytes::from(encode_delivery(publication, audience)),
+            Self::SocketIo => Bytes::from(encode_event_args(
+                &publication.event,
+                publication.data.for_audience(audience),
+            )),
         }
     }
 }
@@ -79,6 +92,15 @@ pub enum Outbound {
         catch_up: Vec<(u64, Bytes)>,
         /// False when the subscription failed and held deliveries must be discarded.
         ok: bool,
+    },
+    /// A transient publication (no offset of its own, not in history): written only while the
+    /// channel is live for this connection, dropped while its subscription is being set up or
+    /// after it ended. See [`Hub::deliver_transient`].
+    Transient {
+        /// Channel it was published on.
+        channel: ChannelName,
+        /// The encoded frame.
+        frame: Bytes,
     },
     /// The client left the channel: forget its stream state, then write `reply`.
     Unsubscribed {
@@ -127,6 +149,11 @@ impl ConnectionHandle {
     /// The connection id.
     pub fn id(&self) -> &ConnId {
         &self.id
+    }
+
+    /// The wire format its frames (replies, catch-up) must be encoded in.
+    pub fn format(&self) -> WireFormat {
+        self.format
     }
 
     /// The audience deliveries are encoded for; changes when the client re-authenticates.
@@ -345,6 +372,18 @@ impl Hub {
     /// Fans `publication` out to this node's subscribers. Never waits: a full queue closes that
     /// connection as a slow consumer instead of delaying the others.
     pub fn deliver(&self, publication: &Publication) {
+        self.fan_out(publication, None, false);
+    }
+
+    /// Fans out a transient publication: live subscribers only, skipping `except` (the
+    /// connection that caused it, for "to the others" notices). Its `offset` is the channel's
+    /// current one and is not a new position, so it is queued as [`Outbound::Transient`] and
+    /// bypasses the per-channel duplicate check.
+    pub fn deliver_transient(&self, publication: &Publication, except: Option<&str>) {
+        self.fan_out(publication, except, true);
+    }
+
+    fn fan_out(&self, publication: &Publication, except: Option<&str>, transient: bool) {
         let entry = self
             .shard(&publication.channel)
             .read()
@@ -357,6 +396,9 @@ impl Hub {
         let shared = publication.data.is_shared();
         let (mut delivered, mut dropped) = (0usize, 0usize);
         for conn in subs.values() {
+            if except.is_some_and(|e| *e == *conn.id) {
+                continue;
+            }
             let audience = if shared {
                 Audience::Agent
             } else {
@@ -366,11 +408,19 @@ impl Hub {
             let frame = slot
                 .get_or_insert_with(|| conn.format.encode(publication, audience))
                 .clone();
-            match conn.offer(Outbound::Delivery {
-                channel: publication.channel.clone(),
-                offset: publication.offset,
-                frame,
-            }) {
+            let item = if transient {
+                Outbound::Transient {
+                    channel: publication.channel.clone(),
+                    frame,
+                }
+            } else {
+                Outbound::Delivery {
+                    channel: publication.channel.clone(),
+                    offset: publication.offset,
+                    frame,
+                }
+            };
+            match conn.offer(item) {
                 Offer::Queued => delivered += 1,
                 Offer::Dropped => dropped += 1,
                 Offer::Gone => {}
@@ -450,6 +500,69 @@ mod tests {
         assert_eq!(fast.close_reason(), None);
         assert!(rf.try_recv().is_ok() && rf.try_recv().is_ok());
         assert_eq!(hub.stats().dropped.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn socketio_and_native_each_encoded_once_per_audience() {
+        let hub = Hub::default();
+        let ch = ChannelName::parse("missions").unwrap();
+        let (n, mut rn) = ConnectionHandle::new("n".into(), WireFormat::Native, Audience::Agent, 8);
+        let (s1, mut r1) =
+            ConnectionHandle::new("s1".into(), WireFormat::SocketIo, Audience::Agent, 8);
+        let (s2, mut r2) =
+            ConnectionHandle::new("s2".into(), WireFormat::SocketIo, Audience::Agent, 8);
+        let (sh, mut rh) =
+            ConnectionHandle::new("sh".into(), WireFormat::SocketIo, Audience::Hq, 8);
+        for c in [&n, &s1, &s2, &sh] {
+            hub.subscribe(&ch, c);
+        }
+        hub.deliver(&publication(&ch, 1));
+        let frame = |r: &mut mpsc::Receiver<Outbound>| match r.try_recv().unwrap() {
+            Outbound::Delivery { frame, offset, .. } => {
+                assert_eq!(offset, 1);
+                frame
+            }
+            other => panic!("{other:?}"),
+        };
+        let (fs1, fs2) = (frame(&mut r1), frame(&mut r2));
+        assert_eq!(&fs1[..], br#"["e","agent"]"#);
+        assert_eq!(
+            fs1.as_ptr(),
+            fs2.as_ptr(),
+            "one encoding shared by both sockets"
+        );
+        assert_eq!(&frame(&mut rh)[..], br#"["e","hq"]"#);
+        assert!(frame(&mut rn).starts_with(br#"{"type":"e""#));
+    }
+
+    #[test]
+    fn transient_skips_the_excluded_connection() {
+        let hub = Hub::default();
+        let ch = ChannelName::parse("room:7").unwrap();
+        let (a, mut ra) =
+            ConnectionHandle::new("a".into(), WireFormat::SocketIo, Audience::Agent, 8);
+        let (b, mut rb) = ConnectionHandle::new("b".into(), WireFormat::Native, Audience::Agent, 8);
+        hub.subscribe(&ch, &a);
+        hub.subscribe(&ch, &b);
+        hub.deliver_transient(&publication(&ch, 3), Some("a"));
+        assert!(
+            ra.try_recv().is_err(),
+            "the excluded connection gets nothing"
+        );
+        match rb.try_recv().unwrap() {
+            Outbound::Transient { channel, frame } => {
+                assert_eq!(channel, ch);
+                assert!(
+                    std::str::from_utf8(&frame)
+                        .unwrap()
+                        .contains("\"type\":\"e\"")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        hub.deliver_transient(&publication(&ch, 3), None);
+        assert!(matches!(ra.try_recv(), Ok(Outbound::Transient { .. })));
+        assert!(matches!(rb.try_recv(), Ok(Outbound::Transient { .. })));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! - [`publication`]: publications, stream positions, per-audience payloads.
 //! - [`auth`]: JWT verification (algorithm pinned), identities, channel permissions.
 //! - [`protocol`]: the native protocol v1 codec (sans-IO, tested byte for byte).
+//! - [`socketio`]: the Socket.IO event form of a publication (sans-IO).
 //! - [`codes`]: the one catalogue of close and error codes.
 //! - [`hub`]: this node's subscriptions and the fan-out (encode once, share bytes).
 //! - [`gate`]: per-connection merge of catch-up and live deliveries (no gap, no duplicate).
@@ -20,4 +21,5 @@ pub mod gate;
 pub mod hub;
 pub mod protocol;
 pub mod publication;
+pub mod socketio;
 pub mod sse;

@@ -4,9 +4,9 @@
 //! - [`cli`]: the `switchboard` command line (`serve`, `token`, `migrate`).
 //! - [`node`]: the per-process state every app and transport reaches through.
 //! - [`http`]: router, REST errors, auth extraction, Origin allow-list.
-//! - [`transports`]: native WebSocket, Server-Sent Events and long-polling.
+//! - [`transports`]: native WebSocket, Socket.IO, Server-Sent Events and long-polling.
 //! - [`session`]: the native protocol's per-connection logic, independent of the socket.
-//! - [`apps`]: the reference applications (missions, chat).
+//! - [`apps`]: the reference applications (missions, chat, payments).
 //!
 //! The server is a function: [`serve`] takes a config, a bound listener and a shutdown future,
 //! so tests run it on `127.0.0.1:0` in-process.

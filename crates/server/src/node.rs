@@ -139,6 +139,22 @@ impl Node {
             .map_err(InboxError::from)?)
     }
 
+    /// Publishes a live-only notice (typing indicators, "user joined"): not stored, no offset,
+    /// skipping the connection `except` when given. See [`Broker::publish_transient`].
+    pub async fn publish_transient(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        except: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        self.broker
+            .publish_transient(channel, event, data, except)
+            .await?;
+        tracing::debug!(channel = %channel, event, "published transient");
+        Ok(())
+    }
+
     /// Verifies an optional token: no token is an anonymous identity.
     pub fn identify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         match token {

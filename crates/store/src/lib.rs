@@ -8,6 +8,7 @@ mod city;
 mod error;
 mod inbox;
 mod mission;
+mod payment;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ pub use city::CitySnapshotRecord;
 pub use error::StoreError;
 pub use inbox::InboxEntry;
 pub use mission::{MissionPatch, MissionRecord, MissionStatus, NewMission, now_rfc3339};
+pub use payment::{NewPayment, PaymentRecord, PaymentStatus};
 pub use sqlite::SqliteStore;
 
 /// What the apps need from a database.
@@ -68,6 +70,17 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox_ack(&self, user: &str, offset: u64) -> Result<u64, StoreError>;
     /// Deletes entries that are acknowledged or older than `before_ms`.
     async fn inbox_purge(&self, before_ms: u64) -> Result<u64, StoreError>;
+    /// Stores a new payment as `pending` and returns the row.
+    async fn create_payment(&self, new: &NewPayment) -> Result<PaymentRecord, StoreError>;
+    /// One payment.
+    async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
+    /// Moves a `pending` payment to `status`; `None` when no pending payment has that id, so a
+    /// payment is settled at most once even if two workers race.
+    async fn settle_payment(
+        &self,
+        id: &str,
+        status: PaymentStatus,
+    ) -> Result<Option<PaymentRecord>, StoreError>;
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 }

@@ -12,8 +12,8 @@ use sqlx::sqlite::{
 };
 
 use crate::{
-    CitySnapshotRecord, InboxEntry, MissionPatch, MissionRecord, MissionStatus, NewMission, Store,
-    StoreError, now_rfc3339,
+    CitySnapshotRecord, InboxEntry, MissionPatch, MissionRecord, MissionStatus, NewMission,
+    NewPayment, PaymentRecord, PaymentStatus, Store, StoreError, now_rfc3339,
 };
 
 /// Missions and friends in SQLite.
@@ -100,6 +100,26 @@ fn city_from_row(row: &SqliteRow) -> Result<CitySnapshotRecord, StoreError> {
         city_id: row.try_get("city_id")?,
         metrics: serde_json::from_str(&metrics)
             .map_err(|e| StoreError::Corrupt(format!("city metrics: {e}")))?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// The payment columns, as a literal for the same reason as [`mission_columns`].
+macro_rules! payment_columns {
+    () => {
+        "id, amount, socket_id, status, created_at, updated_at"
+    };
+}
+
+fn payment_from_row(row: &SqliteRow) -> Result<PaymentRecord, StoreError> {
+    let status: String = row.try_get("status")?;
+    Ok(PaymentRecord {
+        id: row.try_get("id")?,
+        amount: row.try_get("amount")?,
+        socket_id: row.try_get("socket_id")?,
+        status: PaymentStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown payment status {status:?}")))?,
+        created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
 }
@@ -310,6 +330,53 @@ impl Store for SqliteStore {
         Ok(done.rows_affected())
     }
 
+    async fn create_payment(&self, new: &NewPayment) -> Result<PaymentRecord, StoreError> {
+        let now = now_rfc3339();
+        let row = sqlx::query(concat!(
+            "INSERT INTO payments (id, amount, socket_id, status, created_at, updated_at) \
+             VALUES (?, ?, ?, 'pending', ?, ?) RETURNING ",
+            payment_columns!()
+        ))
+        .bind(&new.id)
+        .bind(new.amount)
+        .bind(&new.socket_id)
+        .bind(&now)
+        .bind(&now)
+        .fetch_one(&self.pool)
+        .await?;
+        payment_from_row(&row)
+    }
+
+    async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            payment_columns!(),
+            " FROM payments WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(payment_from_row).transpose()
+    }
+
+    async fn settle_payment(
+        &self,
+        id: &str,
+        status: PaymentStatus,
+    ) -> Result<Option<PaymentRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE payments SET status = ?, updated_at = ? WHERE id = ? AND status = 'pending' \
+             RETURNING ",
+            payment_columns!()
+        ))
+        .bind(status.as_str())
+        .bind(now_rfc3339())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(payment_from_row).transpose()
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -442,6 +509,44 @@ mod tests {
         assert!(s.delete_mission(m.id).await.unwrap());
         assert!(!s.delete_mission(m.id).await.unwrap());
         assert!(s.get_mission(m.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn payments_start_pending_and_settle_once() {
+        let s = store().await;
+        let new = NewPayment {
+            id: "pay_1".into(),
+            amount: 12.5,
+            socket_id: "abc".into(),
+        };
+        let p = s.create_payment(&new).await.unwrap();
+        assert_eq!((p.status, p.amount), (PaymentStatus::Pending, 12.5));
+        assert_eq!(s.get_payment("pay_1").await.unwrap(), Some(p));
+        let done = s
+            .settle_payment("pay_1", PaymentStatus::Failed)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done.status, PaymentStatus::Failed);
+        // Already settled: not again.
+        assert!(
+            s.settle_payment("pay_1", PaymentStatus::Succeeded)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(
+            s.get_payment("pay_1").await.unwrap().unwrap().status,
+            PaymentStatus::Failed
+        );
+        assert!(s.get_payment("nope").await.unwrap().is_none());
+        // The schema refuses what the app would never store.
+        let bad = NewPayment {
+            id: "pay_2".into(),
+            amount: -1.0,
+            socket_id: "abc".into(),
+        };
+        assert!(s.create_payment(&bad).await.is_err());
     }
 
     #[tokio::test]

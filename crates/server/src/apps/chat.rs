@@ -1,7 +1,25 @@
-//! Chat: the lobby on the native protocol (SPEC §1.2). The server sets `sender` and the
-//! timestamp; the text is validated here so every transport applies the same rules.
+//! Chat: the lobby on the native protocol and rooms (SPEC §1.2). The server sets `sender`, the
+//! id and the timestamp; the text is validated here so every transport applies the same rules.
+//!
+//! Rooms are channels `room:<id>`. A room message is a stored publication (`new-message`, to
+//! everyone subscribed, sender included, recoverable); `user-joined` and `user-typing` are
+//! transient notices to the others in the room, never stored. Any transport whose connection
+//! is subscribed to the room receives them (Socket.IO and native alike).
 
 use serde::Serialize;
+use switchboard_core::broker::BrokerError;
+use switchboard_core::channel::ChannelName;
+use switchboard_core::publication::PublicationData;
+
+use crate::node::Node;
+use crate::transports::ws::new_connection_id;
+
+/// Event of a room message.
+pub const NEW_MESSAGE: &str = "new-message";
+/// Event telling a room that someone joined (data: their connection id).
+pub const USER_JOINED: &str = "user-joined";
+/// Event telling a room that someone is typing (data: their connection id).
+pub const USER_TYPING: &str = "user-typing";
 
 /// Longest accepted message, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
@@ -39,6 +57,88 @@ pub struct LobbyChatDto<'a> {
     pub sender: &'a str,
     /// When the server accepted it (ISO-8601, UTC).
     pub timestamp: String,
+}
+
+/// Data of a room `new-message` publication.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomMessageDto<'a> {
+    /// Server-chosen message id.
+    pub id: &'a str,
+    /// The cleaned text.
+    pub message: &'a str,
+    /// The user id, or the connection id when anonymous.
+    pub sender: &'a str,
+    /// When the server accepted it (ISO-8601, UTC).
+    pub timestamp: String,
+}
+
+/// Why a room message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum RoomError {
+    /// The text was refused (shown to the client).
+    #[error(transparent)]
+    Invalid(#[from] ChatError),
+    /// The broker failed; the cause is logged, the client is told to retry.
+    #[error("Message could not be sent; retry")]
+    Broker(#[from] BrokerError),
+    /// Publishing failed (broker or inbox); the cause is logged, the client told to retry.
+    #[error("Message could not be sent; retry")]
+    Publish(#[from] crate::node::PublishError),
+}
+
+/// A room message that was published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// Its id (as in the DTO).
+    pub id: String,
+    /// Its offset in the room's channel.
+    pub offset: u64,
+}
+
+/// Cleans `raw` and publishes it on `room` as `new-message` from `sender`: stored, and sent to
+/// everyone in the room, the sender included.
+pub async fn post_room_message(
+    node: &Node,
+    room: &ChannelName,
+    raw: &str,
+    sender: &str,
+) -> Result<Posted, RoomError> {
+    let message = clean_message(raw)?;
+    let id = format!("msg_{}", new_connection_id());
+    let dto = RoomMessageDto {
+        id: &id,
+        message: &message,
+        sender,
+        timestamp: switchboard_store::now_rfc3339(),
+    };
+    let data = PublicationData::shared(&dto).map_err(BrokerError::from)?;
+    let publication = node.publish(room, NEW_MESSAGE, data).await?;
+    Ok(Posted {
+        id,
+        offset: publication.offset,
+    })
+}
+
+/// Tells the others in `room` that connection `conn_id` joined. Not stored.
+pub async fn user_joined(
+    node: &Node,
+    room: &ChannelName,
+    conn_id: &str,
+) -> Result<(), BrokerError> {
+    let data = PublicationData::shared(conn_id)?;
+    node.publish_transient(room, USER_JOINED, data, Some(conn_id))
+        .await
+}
+
+/// Tells the others in `room` that connection `conn_id` is typing. Not stored.
+pub async fn user_typing(
+    node: &Node,
+    room: &ChannelName,
+    conn_id: &str,
+) -> Result<(), BrokerError> {
+    let data = PublicationData::shared(conn_id)?;
+    node.publish_transient(room, USER_TYPING, data, Some(conn_id))
+        .await
 }
 
 #[cfg(test)]

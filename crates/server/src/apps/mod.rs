@@ -4,3 +4,4 @@
 pub mod chat;
 pub mod cities;
 pub mod missions;
+pub mod payments;

@@ -21,6 +21,8 @@ use crate::{apps, transports};
 /// Builds the whole router for a node.
 pub fn router(node: Arc<Node>) -> Router {
     let origins = origin::OriginPolicy::new(&node.config.security.allowed_origins);
+    let guard = origins.clone();
+    let socketio = transports::socketio::layer(Arc::clone(&node));
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::predicate(move |o: &HeaderValue, _| {
             origins.allows_origin(o)
@@ -43,11 +45,19 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/poll", get(transports::poll::handler))
         .merge(apps::missions::routes())
         .merge(apps::cities::routes())
+        .merge(apps::payments::routes())
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&node),
             rate_limit::limit_writes,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        // Socket.IO lives beside the routes (it answers `/socket.io/…` itself); the Origin
+        // guard runs before it, CORS outermost (polling from allowed browser origins).
+        .layer(socketio)
+        .layer(axum::middleware::from_fn_with_state(
+            guard,
+            transports::socketio::origin_guard,
+        ))
         .layer(cors)
         .with_state(node)
 }

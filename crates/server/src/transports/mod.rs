@@ -3,5 +3,6 @@
 
 pub mod feed;
 pub mod poll;
+pub mod socketio;
 pub mod sse;
 pub mod ws;

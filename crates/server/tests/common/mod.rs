@@ -2,6 +2,8 @@
 //! tokens, and talk to it with real WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod sio;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

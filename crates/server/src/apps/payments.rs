@@ -1,0 +1,225 @@
+//! Payments: "a status pushed to the one client that asked" (SPEC §1.3).
+//!
+//! `POST /api/payments/make-payment-with-socket` stores the payment as `pending` and answers at
+//! once; a background task waits `payments.processing_delay_ms`, settles it (`failed` above
+//! `payments.max_amount`, else `succeeded`) in the store first, then publishes
+//! `payment-status` (`true`/`false`) on `conn:<socketId>` — the personal channel of exactly
+//! one connection, a Socket.IO socket or a native WebSocket (its `connectionId`), on whichever
+//! node holds it. `GET /api/payments/{id}` reads the stored status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::Value;
+use switchboard_core::channel::ChannelName;
+use switchboard_core::publication::PublicationData;
+use switchboard_store::{NewPayment, PaymentRecord, PaymentStatus};
+
+use crate::http::error::ApiError;
+use crate::node::Node;
+use crate::transports::ws::new_connection_id;
+
+/// The event carrying the outcome.
+pub const STATUS_EVENT: &str = "payment-status";
+
+/// Routes of this app.
+pub fn routes() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/api/payments/make-payment-with-socket", post(make_payment))
+        .route("/api/payments/{id}", get(show))
+}
+
+/// The immediate answer to a payment request.
+#[derive(Debug, Serialize)]
+pub struct PaymentAcceptedDto {
+    /// Always "Payment received, processing request".
+    pub message: &'static str,
+    /// The id to look the payment up with.
+    #[serde(rename = "paymentId")]
+    pub payment_id: String,
+}
+
+/// A payment as `GET /api/payments/{id}` shows it (the connection id is not echoed).
+#[derive(Debug, Serialize)]
+pub struct PaymentDto {
+    /// Id.
+    pub id: String,
+    /// Amount.
+    pub amount: f64,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: &'static str,
+    /// When it was requested (RFC 3339).
+    pub created_at: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<&PaymentRecord> for PaymentDto {
+    fn from(r: &PaymentRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            amount: r.amount,
+            status: r.status.as_str(),
+            created_at: r.created_at.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
+}
+
+/// A validated payment request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PaymentRequest {
+    /// Positive, finite.
+    pub amount: f64,
+    /// The connection to notify; `conn:<socket_id>` is a valid channel.
+    pub socket_id: String,
+    /// `conn:<socket_id>`.
+    pub channel: ChannelName,
+}
+
+/// Validates a request body: `{amount: positive number, socketId: non-empty string}`.
+pub fn validate(body: &[u8]) -> Result<PaymentRequest, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|_| ApiError::invalid("body", "Body must be a JSON object"))?;
+    let Some(obj) = value.as_object() else {
+        return Err(ApiError::invalid("body", "Body must be a JSON object"));
+    };
+    let amount = obj
+        .get("amount")
+        .and_then(Value::as_f64)
+        .filter(|a| a.is_finite() && *a > 0.0)
+        .ok_or_else(|| ApiError::invalid("amount", "amount must be a positive number"))?;
+    let socket_id = obj
+        .get("socketId")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::invalid("socketId", "socketId must be a non-empty string"))?;
+    let channel = ChannelName::parse(&format!("conn:{socket_id}"))
+        .map_err(|_| ApiError::invalid("socketId", "socketId is not a valid connection id"))?;
+    Ok(PaymentRequest {
+        amount,
+        socket_id: socket_id.to_owned(),
+        channel,
+    })
+}
+
+/// The outcome for an amount: above the configured maximum fails.
+pub fn outcome(amount: f64, max_amount: f64) -> PaymentStatus {
+    if amount > max_amount {
+        PaymentStatus::Failed
+    } else {
+        PaymentStatus::Succeeded
+    }
+}
+
+async fn make_payment(
+    State(node): State<Arc<Node>>,
+    body: Bytes,
+) -> Result<Json<PaymentAcceptedDto>, ApiError> {
+    let request = validate(&body)?;
+    let id = format!("pay_{}", new_connection_id());
+    let record = node
+        .store
+        .create_payment(&NewPayment {
+            id: id.clone(),
+            amount: request.amount,
+            socket_id: request.socket_id.clone(),
+        })
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tracing::info!(payment = %record.id, conn = %request.socket_id, "payment accepted");
+    tokio::spawn(process(node, record.id, request));
+    Ok(Json(PaymentAcceptedDto {
+        message: "Payment received, processing request",
+        payment_id: id,
+    }))
+}
+
+/// Waits the processing delay, settles in the store, then tells the one connection.
+async fn process(node: Arc<Node>, id: String, request: PaymentRequest) {
+    let delay = Duration::from_millis(node.config.payments.processing_delay_ms);
+    tokio::select! {
+        () = tokio::time::sleep(delay) => {}
+        () = node.shutting_down() => {
+            tracing::info!(payment = %id, "shutting down; payment left pending");
+            return;
+        }
+    }
+    let status = outcome(request.amount, node.config.payments.max_amount);
+    let settled = match node.store.settle_payment(&id, status).await {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            tracing::warn!(payment = %id, "payment was not pending any more");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(payment = %id, error = %e, "could not settle payment");
+            return;
+        }
+    };
+    let ok = settled.status == PaymentStatus::Succeeded;
+    let result = match PublicationData::shared(&ok) {
+        Ok(data) => node.publish(&request.channel, STATUS_EVENT, data).await,
+        Err(e) => Err(switchboard_core::broker::BrokerError::from(e).into()),
+    };
+    match result {
+        Ok(p) => {
+            tracing::info!(payment = %id, channel = %request.channel, status = settled.status.as_str(), offset = p.offset, "payment settled")
+        }
+        Err(e) => {
+            tracing::error!(payment = %id, channel = %request.channel, error = %e, "payment settled but not delivered")
+        }
+    }
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> Result<Json<PaymentDto>, ApiError> {
+    match node
+        .store
+        .get_payment(&id)
+        .await
+        .map_err(|e| ApiError::internal(&e))?
+    {
+        Some(record) => Ok(Json(PaymentDto::from(&record))),
+        None => Err(ApiError::not_found("Payment not found")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(body: &str) -> Option<&'static str> {
+        validate(body.as_bytes()).err().and_then(|e| e.field())
+    }
+
+    #[test]
+    fn validates_amount_and_socket_id() {
+        let ok = validate(br#"{"amount":1000,"socketId":"abc_-1"}"#).unwrap();
+        assert_eq!(ok.amount, 1000.0);
+        assert_eq!(ok.channel.as_str(), "conn:abc_-1");
+        assert_eq!(field(r#"{"amount":0,"socketId":"a"}"#), Some("amount"));
+        assert_eq!(field(r#"{"amount":-5,"socketId":"a"}"#), Some("amount"));
+        assert_eq!(field(r#"{"amount":"5","socketId":"a"}"#), Some("amount"));
+        assert_eq!(field(r#"{"socketId":"a"}"#), Some("amount"));
+        assert_eq!(field(r#"{"amount":5}"#), Some("socketId"));
+        assert_eq!(field(r#"{"amount":5,"socketId":""}"#), Some("socketId"));
+        assert_eq!(field(r#"{"amount":5,"socketId":7}"#), Some("socketId"));
+        assert_eq!(field(r#"{"amount":5,"socketId":"a b"}"#), Some("socketId"));
+        assert_eq!(field("[1]"), Some("body"));
+        assert_eq!(field("nope"), Some("body"));
+    }
+
+    #[test]
+    fn amounts_above_the_maximum_fail() {
+        assert_eq!(outcome(10_000.0, 10_000.0), PaymentStatus::Succeeded);
+        assert_eq!(outcome(10_000.01, 10_000.0), PaymentStatus::Failed);
+    }
+}

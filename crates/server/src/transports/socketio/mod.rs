@@ -1,0 +1,254 @@
+//! Socket.IO v4 at `/socket.io/`, namespace `/` (SPEC §4.2), on socketioxide.
+//!
+//! socketioxide speaks Engine.IO (polling, websocket, the upgrade between them) and the
+//! Socket.IO packet format; everything else is ours. Its rooms and adapters are not used: each
+//! socket is one connection in the [`Hub`](switchboard_core::hub::Hub), subscribed to channels
+//! like a native WebSocket, so one publication reaches both kinds of clients through the one
+//! fan-out path, encoded once per (format, audience).
+//!
+//! - `mod.rs`: the layer, the Origin guard, admission (token, anonymity, per-IP limit) and the
+//!   connect handler.
+//! - [`commands`]: decoding client events (sans-IO).
+//! - [`session`]: per-socket state and request handling, in order.
+//! - [`writer`]: the outbound queue to `emit`.
+
+pub mod commands;
+pub mod session;
+pub mod writer;
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use socketioxide::SocketIo;
+use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::{AckSender, Data, Event, SocketRef};
+use socketioxide::handler::{ConnectHandler, FromMessageParts};
+use socketioxide::layer::SocketIoLayer;
+use socketioxide::socket::Socket;
+use switchboard_core::auth::Identity;
+use switchboard_core::codes::{CloseCode, ErrorCode};
+use switchboard_core::hub::{ConnectionHandle, WireFormat};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use crate::conn_limit::ConnectionPermit;
+use crate::http::origin::OriginPolicy;
+use crate::node::Node;
+use session::{Incoming, SioSession};
+
+/// Where Socket.IO is served.
+pub const PATH: &str = "/socket.io";
+/// Client events queued per socket before further ones are refused.
+const INBOX: usize = 64;
+
+/// Builds the socketioxide layer for `node` and starts watching for shutdown.
+///
+/// Must be called inside a Tokio runtime (it spawns the shutdown watcher).
+pub fn layer(node: Arc<Node>) -> SocketIoLayer {
+    let cfg = &node.config;
+    let interval = Duration::from_millis(cfg.heartbeat.interval_ms);
+    // Engine.IO's client waits `pingInterval + pingTimeout` for a ping; together they make our
+    // heartbeat timeout.
+    let timeout = Duration::from_millis(
+        cfg.heartbeat
+            .timeout_ms
+            .saturating_sub(cfg.heartbeat.interval_ms)
+            .max(1000),
+    );
+    let max = cfg.limits.max_message_bytes;
+    let (layer, io) = SocketIo::builder()
+        .req_path(PATH)
+        .ping_interval(interval)
+        .ping_timeout(timeout)
+        .max_payload(u64::try_from(max).unwrap_or(u64::MAX))
+        .ws_max_message_size(max)
+        .ws_max_frame_size(max)
+        .max_buffer_size(cfg.limits.outbound_queue.max(16))
+        .build_layer();
+    let on_connect = {
+        let node = Arc::clone(&node);
+        move |socket: SocketRef| {
+            let node = Arc::clone(&node);
+            async move { connected(node, socket) }
+        }
+    };
+    let admit = {
+        let node = Arc::clone(&node);
+        move |socket: SocketRef, Data(auth): Data<Value>| {
+            let node = Arc::clone(&node);
+            async move { admit(&node, &socket, &auth) }
+        }
+    };
+    io.ns("/", on_connect.with(admit));
+    tokio::spawn(async move {
+        node.shutting_down().await;
+        io.close().await;
+    });
+    layer
+}
+
+/// Answers 403 to any Engine.IO request (handshake, poll, upgrade) from a disallowed Origin,
+/// before socketioxide sees it. socket.io-client then reports `connect_error`.
+pub async fn origin_guard(
+    State(policy): State<OriginPolicy>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if req.uri().path().starts_with(PATH) && !policy.allows(req.headers()) {
+        tracing::info!("socket.io origin rejected");
+        return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
+    }
+    next.run(req).await
+}
+
+/// Why a handshake was refused; the text reaches the client as `connect_error`'s message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Rejected(String);
+
+/// What admission hands to the connect handler.
+#[derive(Clone)]
+struct Admission {
+    identity: Identity,
+    permit: Arc<ConnectionPermit>,
+}
+
+/// Connect middleware: the token from `auth: {token}` or `?token=`, the anonymity rule and the
+/// per-IP connection limit, exactly as for the native WebSocket. Never logs the token.
+fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> {
+    let parts = socket.req_parts();
+    let query_token = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+        .ok()
+        .and_then(|q| q.0.get("token").cloned());
+    let token = auth
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or(query_token)
+        .filter(|t| !t.is_empty());
+    let identity = node.identify(token.as_deref()).map_err(|e| {
+        tracing::info!(reason = %e, "socket.io handshake token rejected");
+        Rejected(e.to_string())
+    })?;
+    if !identity.is_authenticated() && !node.config.auth.allow_anonymous {
+        return Err(Rejected("Authentication required".into()));
+    }
+    // The HTTP guard already refused these; checked again so the rule holds however the
+    // layer is mounted.
+    if !OriginPolicy::new(&node.config.security.allowed_origins).allows(&parts.headers) {
+        return Err(Rejected("Origin not allowed".into()));
+    }
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let permit = node
+        .connections
+        .acquire(ip)
+        .ok_or_else(|| Rejected("Too many connections from this address".into()))?;
+    socket.extensions.insert(Admission {
+        identity,
+        permit: Arc::new(permit),
+    });
+    Ok(())
+}
+
+/// The sending end of a socket's ordered event queue, kept in its extensions.
+#[derive(Clone)]
+struct Inbox(mpsc::Sender<Incoming>);
+
+/// An extractor whose only job is a side effect: it queues the event, in arrival order, for
+/// the socket's session. socketioxide runs extractors synchronously as each packet arrives and
+/// only then spawns the handler, so queuing here preserves the client's order.
+pub struct Enqueued;
+
+impl FromMessageParts<LocalAdapter> for Enqueued {
+    type Error = Infallible;
+
+    fn from_message_parts(
+        socket: &Arc<Socket>,
+        value: &mut socketioxide_core::Value,
+        ack_id: &Option<i64>,
+    ) -> Result<Self, Infallible> {
+        let Ok(Event(event)) = Event::from_message_parts(socket, value, ack_id) else {
+            return Ok(Enqueued);
+        };
+        let data = Data::<Value>::from_message_parts(socket, value, ack_id)
+            .map_or(Value::Null, |Data(v)| v);
+        let ack = match ack_id {
+            Some(_) => match AckSender::from_message_parts(socket, value, ack_id) {
+                Ok(ack) => Some(ack),
+                Err(never) => match never {},
+            },
+            None => None,
+        };
+        let Some(Inbox(tx)) = socket.extensions.get::<Inbox>() else {
+            return Ok(Enqueued);
+        };
+        if let Err(mpsc::error::TrySendError::Full(incoming)) =
+            tx.try_send(Incoming { event, data, ack })
+        {
+            tracing::info!(conn = %socket.id, "socket.io inbox full; event refused");
+            if let Some(ack) = incoming.ack {
+                let _ = ack.send(&json!({
+                    "error": ErrorCode::RateLimited.default_message(),
+                    "code": ErrorCode::RateLimited.as_str(),
+                }));
+            }
+        }
+        Ok(Enqueued)
+    }
+}
+
+/// The connect handler: registers the socket with the hub, emits `socket-id`, and starts its
+/// session and writer.
+fn connected(node: Arc<Node>, socket: SocketRef) {
+    let Some(Admission { identity, permit }) = socket.extensions.remove::<Admission>() else {
+        let _ = socket.disconnect();
+        return;
+    };
+    let id = socket.id.to_string();
+    let span = tracing::info_span!("socketio", conn = %id);
+    let _entered = span.enter();
+    let (handle, rx) = ConnectionHandle::new(
+        Arc::from(id.as_str()),
+        WireFormat::SocketIo,
+        identity.audience(),
+        node.config.limits.outbound_queue,
+    );
+    if socket.emit("socket-id", &id).is_err() {
+        return;
+    }
+    let (tx, inbox) = mpsc::channel(INBOX);
+    socket.extensions.insert(Inbox(tx));
+    socket.on_fallback(|_: Enqueued| async {});
+    {
+        let handle = Arc::clone(&handle);
+        socket.on_disconnect(move || {
+            let handle = Arc::clone(&handle);
+            async move { handle.close(CloseCode::Normal) }
+        });
+    }
+    tracing::debug!(
+        authenticated = identity.is_authenticated(),
+        transport = ?socket.transport_type(),
+        "connected"
+    );
+    tokio::spawn(
+        writer::write_loop(Arc::clone(&node), socket.clone(), rx, Arc::clone(&handle))
+            .instrument(span.clone()),
+    );
+    tokio::spawn(
+        SioSession::new(node, handle, identity)
+            .run(inbox, permit)
+            .instrument(span.clone()),
+    );
+}
