@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
 use switchboard_core::broker::{Broker, BrokerError, Recovery};
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::Hub;
+use switchboard_core::hub::{ConnectionHandle, Hub};
 use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
 use switchboard_store::Store;
 use tokio::sync::watch;
@@ -137,6 +137,35 @@ impl Node {
             .inbox_ack(user, offset)
             .await
             .map_err(InboxError::from)?)
+    }
+
+    /// Adds `conn` to `channel` on this node's hub and makes sure the broker feeds the channel
+    /// here. Every transport subscribes through this (then reads the catch-up), never through
+    /// the hub alone, or a cross-node broker would not know to deliver the channel to this node.
+    /// On error the hub subscription is undone.
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        conn: &Arc<ConnectionHandle>,
+    ) -> Result<bool, BrokerError> {
+        let added = self.hub.subscribe(channel, conn);
+        if let Err(e) = self.broker.on_subscribe(channel).await {
+            if added {
+                self.unsubscribe(channel, conn.id());
+            }
+            return Err(e);
+        }
+        Ok(added)
+    }
+
+    /// Removes `conn` from `channel` and, when nobody on this node listens any more, tells the
+    /// broker to stop feeding the channel here. Never blocks (it runs in `Drop`).
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: &str) -> bool {
+        let removed = self.hub.unsubscribe(channel, conn);
+        if removed && !self.hub.has_subscribers(channel) {
+            self.broker.on_unsubscribe(channel);
+        }
+        removed
     }
 
     /// Verifies an optional token: no token is an anonymous identity.

@@ -337,8 +337,11 @@ impl Session {
                 channel: channel.clone(),
             })
             .await;
-        self.node.hub.subscribe(&channel, &self.handle);
-        match self.node.recover(&channel, since.as_ref()).await {
+        let recovered = match self.node.subscribe(&channel, &self.handle).await {
+            Ok(_) => self.node.recover(&channel, since.as_ref()).await,
+            Err(e) => Err(e.into()),
+        };
+        match recovered {
             Ok(recovery) => {
                 let audience = self.handle.audience();
                 let catch_up = recovery
@@ -383,7 +386,7 @@ impl Session {
             }
             Err(e) => {
                 tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "subscribe failed");
-                self.node.hub.unsubscribe(&channel, self.handle.id());
+                self.node.unsubscribe(&channel, self.handle.id());
                 let reply = reply.map(|r#ref| {
                     Bytes::from(encode_error(
                         ErrorCode::BadRequest,
@@ -420,7 +423,7 @@ impl Session {
 
     async fn leave(&mut self, channel: &ChannelName, reply: Option<Option<&Value>>) {
         self.subscriptions.remove(channel);
-        self.node.hub.unsubscribe(channel, self.handle.id());
+        self.node.unsubscribe(channel, self.handle.id());
         let reply = encode_reply(
             &ServerMessage::Unsubscribed {
                 channel: channel.as_str(),
@@ -592,7 +595,7 @@ impl Session {
     /// Leaves every channel (the connection is gone).
     pub fn cleanup(&mut self) {
         for channel in self.subscriptions.drain() {
-            self.node.hub.unsubscribe(&channel, self.handle.id());
+            self.node.unsubscribe(&channel, self.handle.id());
         }
     }
 }
