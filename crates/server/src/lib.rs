@@ -7,11 +7,13 @@
 //! - [`transports`]: the native WebSocket transport (more to come).
 //! - [`session`]: the native protocol's per-connection logic, independent of the socket.
 //! - [`apps`]: the reference applications (missions, chat).
+//! - [`changes`]: publishes rows changed outside the API (PostgreSQL change capture).
 //!
 //! The server is a function: [`serve`] takes a config, a bound listener and a shutdown future,
 //! so tests run it on `127.0.0.1:0` in-process.
 
 pub mod apps;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod conn_limit;
@@ -119,6 +121,11 @@ pub async fn serve(
         stop_rx.clone(),
     ));
 
+    let capture = node
+        .store
+        .capture_changes()
+        .map(|rx| tokio::spawn(changes::run(Arc::clone(&node), rx)));
+
     // Forget idle channel streams whose history has expired, and refilled rate-limit buckets.
     let sweeper = tokio::spawn({
         let node = Arc::clone(&node);
@@ -170,6 +177,9 @@ pub async fn serve(
     };
     sweeper.abort();
     trigger.abort();
+    if let Some(capture) = capture {
+        capture.abort();
+    }
     tracing::info!("stopped");
     result
 }
