@@ -542,4 +542,25 @@ mod tests {
             Ok(())
         });
     }
+
+    #[test]
+    fn scale_out_urls_are_accepted_and_tls_redis_is_refused() {
+        let mut c = Config::default();
+        c.store.url = "postgres://u:pw@127.0.0.1/db".into();
+        c.broker.url = "redis://127.0.0.1:6379".into();
+        c.finish().unwrap();
+        c.broker.url = "rediss://127.0.0.1:6379".into();
+        assert!(c.finish().unwrap_err().to_string().contains("broker.url"));
+        c.broker.url = "redis://127.0.0.1:6379".into();
+        c.broker.prefix = "bad prefix".into();
+        assert!(
+            c.finish()
+                .unwrap_err()
+                .to_string()
+                .contains("broker.prefix")
+        );
+        c.broker.prefix = "switchboard".into();
+        c.store.url = "mysql://x".into();
+        assert!(c.finish().unwrap_err().to_string().contains("store.url"));
+    }
 }

@@ -78,12 +78,12 @@ pub fn verifier_for(config: &Config) -> Result<JwtVerifier, ServeError> {
     Ok(verifier)
 }
 
+/// The broker to use, and the memory broker again when it is one (it needs sweeping).
+type BuiltBroker = (Arc<dyn Broker>, Option<Arc<MemoryBroker>>);
+
 /// The broker `broker.url` names: in-process for `memory`, Redis for `redis://…`. The memory
 /// broker is also returned as such, for its periodic sweep.
-fn build_broker(
-    config: &Config,
-    hub: &Arc<Hub>,
-) -> Result<(Arc<dyn Broker>, Option<Arc<MemoryBroker>>), ServeError> {
+fn build_broker(config: &Config, hub: &Arc<Hub>) -> Result<BuiltBroker, ServeError> {
     if config.broker.url == "memory" {
         let memory = Arc::new(MemoryBroker::new(Arc::clone(hub)));
         return Ok((memory.clone(), Some(memory)));
