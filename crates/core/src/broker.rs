@@ -93,6 +93,19 @@ pub trait Broker: Send + Sync + 'static {
 
     /// Whether the broker can currently publish (for `/readyz`).
     async fn is_ready(&self) -> bool;
+
+    /// Called after this node's hub gained a subscriber on `channel`, and before the
+    /// subscriber's catch-up is read: when it returns `Ok`, every publication on `channel`
+    /// from then on reaches this node's hub. A broker that delivers across nodes subscribes to
+    /// the channel's feed here; the in-memory broker has nothing to do.
+    async fn on_subscribe(&self, _channel: &ChannelName) -> Result<(), BrokerError> {
+        Ok(())
+    }
+
+    /// Called after this node's hub lost its last subscriber on `channel`, so a cross-node
+    /// broker can stop receiving traffic nobody here listens to. Must not block: it runs in
+    /// connection teardown (including `Drop`).
+    fn on_unsubscribe(&self, _channel: &ChannelName) {}
 }
 
 /// A new random epoch: short, URL-safe, different after every history loss.

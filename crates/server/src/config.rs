@@ -49,15 +49,17 @@ pub struct Config {
 /// `[store]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreConfig {
-    /// `sqlite://PATH`; empty means `sqlite://<data_dir>/switchboard.db`.
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<data_dir>/switchboard.db`.
     pub url: String,
 }
 
 /// `[broker]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BrokerConfig {
-    /// `memory` (one process).
+    /// `memory` (one process) or `redis://…` (several nodes share channels).
     pub url: String,
+    /// Prefix of every Redis key and pub/sub channel, so deployments sharing a Redis stay apart.
+    pub prefix: String,
 }
 
 /// `[auth]`.
@@ -225,6 +227,7 @@ impl Default for Config {
             store: StoreConfig { url: String::new() },
             broker: BrokerConfig {
                 url: "memory".into(),
+                prefix: "switchboard".into(),
             },
             auth: AuthConfig {
                 jwt_secret: String::new(),
@@ -347,16 +350,33 @@ impl Config {
                 self.data_dir.join("switchboard.db").display()
             );
         }
-        if !self.store.url.starts_with("sqlite:") {
+        if !["sqlite:", "postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| self.store.url.starts_with(scheme))
+        {
             return Err(invalid(
                 "store.url",
-                "must be sqlite://PATH (PostgreSQL support is not in this build yet)",
+                "must be sqlite://PATH or postgres://USER@HOST/DB",
             ));
         }
-        if self.broker.url != "memory" {
+        // rediss:// (TLS) is refused: this build has no TLS for Redis; use a private network
+        // or a TLS tunnel.
+        if self.broker.url != "memory" && !self.broker.url.starts_with("redis://") {
             return Err(invalid(
                 "broker.url",
-                "must be \"memory\" (the Redis broker is not in this build yet)",
+                "must be \"memory\" or redis://HOST:PORT",
+            ));
+        }
+        if self.broker.prefix.is_empty()
+            || !self
+                .broker
+                .prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b':' | b'.' | b'-'))
+        {
+            return Err(invalid(
+                "broker.prefix",
+                "must be non-empty letters, digits, '_', ':', '.' or '-'",
             ));
         }
         if let Some(path) = &self.auth.public_key_file {
@@ -539,5 +559,26 @@ mod tests {
             assert!(e.contains("broker.url"), "{e}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn scale_out_urls_are_accepted_and_tls_redis_is_refused() {
+        let mut c = Config::default();
+        c.store.url = "postgres://u:pw@127.0.0.1/db".into();
+        c.broker.url = "redis://127.0.0.1:6379".into();
+        c.finish().unwrap();
+        c.broker.url = "rediss://127.0.0.1:6379".into();
+        assert!(c.finish().unwrap_err().to_string().contains("broker.url"));
+        c.broker.url = "redis://127.0.0.1:6379".into();
+        c.broker.prefix = "bad prefix".into();
+        assert!(
+            c.finish()
+                .unwrap_err()
+                .to_string()
+                .contains("broker.prefix")
+        );
+        c.broker.prefix = "switchboard".into();
+        c.store.url = "mysql://x".into();
+        assert!(c.finish().unwrap_err().to_string().contains("store.url"));
     }
 }

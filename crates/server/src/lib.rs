@@ -6,12 +6,14 @@
 //! - [`http`]: router, REST errors, auth extraction, Origin allow-list.
 //! - [`transports`]: native WebSocket, Socket.IO, Server-Sent Events and long-polling.
 //! - [`session`]: the native protocol's per-connection logic, independent of the socket.
-//! - [`apps`]: the reference applications (missions, chat, payments).
+//! - [`apps`]: the reference applications (missions, chat, payments, cities).
+//! - [`changes`]: publishes rows changed outside the API (PostgreSQL change capture).
 //!
 //! The server is a function: [`serve`] takes a config, a bound listener and a shutdown future,
 //! so tests run it on `127.0.0.1:0` in-process.
 
 pub mod apps;
+pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod conn_limit;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchboard_core::auth::JwtVerifier;
-use switchboard_core::broker::MemoryBroker;
+use switchboard_core::broker::{Broker, BrokerError, MemoryBroker};
 use switchboard_core::hub::Hub;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -48,6 +50,10 @@ pub enum ServeError {
     /// The store could not be opened or migrated.
     #[error(transparent)]
     Store(#[from] switchboard_store::StoreError),
+    /// The broker could not be set up (an invalid URL; an unreachable Redis is not an error at
+    /// start: the node reports not ready until it connects).
+    #[error("broker: {0}")]
+    Broker(#[from] BrokerError),
     /// The HTTP server failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -72,6 +78,27 @@ pub fn verifier_for(config: &Config) -> Result<JwtVerifier, ServeError> {
     Ok(verifier)
 }
 
+/// The broker to use, and the memory broker again when it is one (it needs sweeping).
+type BuiltBroker = (Arc<dyn Broker>, Option<Arc<MemoryBroker>>);
+
+/// The broker `broker.url` names: in-process for `memory`, Redis for `redis://…`. The memory
+/// broker is also returned as such, for its periodic sweep.
+fn build_broker(config: &Config, hub: &Arc<Hub>) -> Result<BuiltBroker, ServeError> {
+    if config.broker.url == "memory" {
+        let memory = Arc::new(MemoryBroker::new(Arc::clone(hub)));
+        return Ok((memory.clone(), Some(memory)));
+    }
+    let mut redis = switchboard_redis::RedisBrokerConfig::new(config.broker.url.clone());
+    redis.prefix = config.broker.prefix.clone();
+    let broker = switchboard_redis::RedisBroker::new(&redis, Arc::clone(hub))?;
+    tracing::info!(
+        url = %switchboard_store::redact_url(&config.broker.url),
+        prefix = %config.broker.prefix,
+        "using the Redis broker"
+    );
+    Ok((Arc::new(broker), None))
+}
+
 /// Runs a node on `listener` until `shutdown` resolves, then stops within `shutdown.grace_ms`:
 /// WebSockets are closed with 1012 and in-flight requests finish.
 pub async fn serve(
@@ -83,26 +110,32 @@ pub async fn serve(
     let config = Arc::new(config);
     let store = switchboard_store::open(&config.store.url).await?;
     let hub = Arc::new(Hub::default());
-    let broker = Arc::new(MemoryBroker::new(Arc::clone(&hub)));
+    let (broker, memory) = build_broker(&config, &hub)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = Arc::new(Node::new(
         Arc::clone(&config),
         store,
-        broker.clone(),
+        broker,
         hub,
         verifier,
         stop_rx.clone(),
     ));
 
+    let capture = node
+        .store
+        .capture_changes()
+        .map(|rx| tokio::spawn(changes::run(Arc::clone(&node), rx)));
+
     // Forget idle channel streams whose history has expired, and refilled rate-limit buckets.
     let sweeper = tokio::spawn({
-        let broker = Arc::clone(&broker);
         let node = Arc::clone(&node);
         async move {
             let mut tick = tokio::time::interval(Duration::from_secs(60));
             loop {
                 tick.tick().await;
-                broker.sweep(Duration::from_secs(600));
+                if let Some(memory) = &memory {
+                    memory.sweep(Duration::from_secs(600));
+                }
                 node.client_limiter.sweep();
                 node.rest_limiter.sweep();
                 let cutoff = switchboard_core::publication::now_ms()
@@ -144,6 +177,9 @@ pub async fn serve(
     };
     sweeper.abort();
     trigger.abort();
+    if let Some(capture) = capture {
+        capture.abort();
+    }
     tracing::info!("stopped");
     result
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
 use switchboard_core::broker::{Broker, BrokerError, Recovery};
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::Hub;
+use switchboard_core::hub::{ConnectionHandle, Hub};
 use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
 use switchboard_store::Store;
 use tokio::sync::watch;
@@ -40,6 +40,17 @@ pub struct Node {
     shutdown: watch::Receiver<bool>,
     publications: AtomicU64,
     inbox_order: tokio::sync::Mutex<()>,
+}
+
+/// What [`Node::join`] read: the stream position and the catch-up for the connection's gate.
+#[derive(Debug)]
+pub struct Joined {
+    /// Position, missed publications, and whether they are exactly what was missed.
+    pub recovery: Recovery,
+    /// The last offset the client has once `catch_up` is written.
+    pub after: u64,
+    /// Missed publications, encoded for the connection.
+    pub catch_up: Vec<(u64, bytes::Bytes)>,
 }
 
 /// Why a publication (or a recovery read) failed; shown to publishers as a loud failure.
@@ -130,6 +141,49 @@ impl Node {
         }
     }
 
+    /// Joins `conn` to `channel` the same way on every transport: subscribe through the broker
+    /// first (so nothing published from here on can be missed), then read what the client
+    /// missed since `since` (inbox or broker), encoded once in the connection's wire format,
+    /// and where the connection's stream gate should start. The caller queues
+    /// `BeginSubscribe` before and `CompleteSubscribe` with these pieces after. On error the
+    /// subscription is undone.
+    pub async fn join(
+        &self,
+        channel: &ChannelName,
+        conn: &Arc<ConnectionHandle>,
+        since: Option<&StreamPosition>,
+    ) -> Result<Joined, PublishError> {
+        let read = async {
+            self.subscribe(channel, conn).await?;
+            self.recover(channel, since).await
+        }
+        .await;
+        let recovery = match read {
+            Ok(r) => r,
+            Err(e) => {
+                self.unsubscribe(channel, conn.id());
+                return Err(e);
+            }
+        };
+        let audience = conn.audience();
+        let catch_up = recovery
+            .publications
+            .iter()
+            .map(|p| (p.offset, conn.format().encode(p, audience)))
+            .collect();
+        let after = match (since, recovery.publications.first()) {
+            (Some(s), _) if recovery.recovered => s.offset,
+            // An inbox replays every pending entry even without `since`.
+            (None, Some(first)) => first.offset.saturating_sub(1),
+            _ => recovery.position.offset,
+        };
+        Ok(Joined {
+            recovery,
+            after,
+            catch_up,
+        })
+    }
+
     /// Acknowledges `user`'s inbox up to `offset`.
     pub async fn ack_inbox(&self, user: &str, offset: u64) -> Result<u64, PublishError> {
         Ok(self
@@ -153,6 +207,35 @@ impl Node {
             .await?;
         tracing::debug!(channel = %channel, event, "published transient");
         Ok(())
+    }
+
+    /// Adds `conn` to `channel` on this node's hub and makes sure the broker feeds the channel
+    /// here. Every transport subscribes through this (then reads the catch-up), never through
+    /// the hub alone, or a cross-node broker would not know to deliver the channel to this node.
+    /// On error the hub subscription is undone.
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        conn: &Arc<ConnectionHandle>,
+    ) -> Result<bool, BrokerError> {
+        let added = self.hub.subscribe(channel, conn);
+        if let Err(e) = self.broker.on_subscribe(channel).await {
+            if added {
+                self.unsubscribe(channel, conn.id());
+            }
+            return Err(e);
+        }
+        Ok(added)
+    }
+
+    /// Removes `conn` from `channel` and, when nobody on this node listens any more, tells the
+    /// broker to stop feeding the channel here. Never blocks (it runs in `Drop`).
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: &str) -> bool {
+        let removed = self.hub.unsubscribe(channel, conn);
+        if removed && !self.hub.has_subscribers(channel) {
+            self.broker.on_unsubscribe(channel);
+        }
+        removed
     }
 
     /// Verifies an optional token: no token is an anonymous identity.

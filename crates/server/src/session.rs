@@ -21,7 +21,7 @@ use switchboard_core::protocol::{
 use switchboard_core::publication::{PublicationData, StreamPosition};
 
 use crate::apps::chat::{LobbyChatDto, clean_message};
-use crate::node::Node;
+use crate::node::{Joined, Node};
 
 /// Event names only the server may publish; a client `publish` using one is refused, so no
 /// client can forge a mission update or a chat line with someone else's name.
@@ -356,26 +356,12 @@ impl Session {
                 channel: channel.clone(),
             })
             .await;
-        self.node.hub.subscribe(&channel, &self.handle);
-        match self.node.recover(&channel, since.as_ref()).await {
-            Ok(recovery) => {
-                let audience = self.handle.audience();
-                let catch_up = recovery
-                    .publications
-                    .iter()
-                    .map(|p| {
-                        (
-                            p.offset,
-                            switchboard_core::hub::WireFormat::Native.encode(p, audience),
-                        )
-                    })
-                    .collect();
-                let after = match (&since, recovery.publications.first()) {
-                    (Some(s), _) if recovery.recovered => s.offset,
-                    // An inbox replays every pending entry even without `since`.
-                    (None, Some(first)) => first.offset.saturating_sub(1),
-                    _ => recovery.position.offset,
-                };
+        match self.node.join(&channel, &self.handle, since.as_ref()).await {
+            Ok(Joined {
+                recovery,
+                after,
+                catch_up,
+            }) => {
                 let reply = reply.map(|r#ref| {
                     Bytes::from(encode_reply(
                         &ServerMessage::Subscribed {
@@ -402,7 +388,6 @@ impl Session {
             }
             Err(e) => {
                 tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "subscribe failed");
-                self.node.hub.unsubscribe(&channel, self.handle.id());
                 let reply = reply.map(|r#ref| {
                     Bytes::from(encode_error(
                         ErrorCode::BadRequest,
@@ -438,7 +423,7 @@ impl Session {
 
     async fn leave(&mut self, channel: &ChannelName, reply: Option<Option<&Value>>) {
         self.subscriptions.remove(channel);
-        self.node.hub.unsubscribe(channel, self.handle.id());
+        self.node.unsubscribe(channel, self.handle.id());
         let reply = encode_reply(
             &ServerMessage::Unsubscribed {
                 channel: channel.as_str(),
@@ -595,7 +580,7 @@ impl Session {
     /// Leaves every channel (the connection is gone).
     pub fn cleanup(&mut self) {
         for channel in self.subscriptions.drain() {
-            self.node.hub.unsubscribe(&channel, self.handle.id());
+            self.node.unsubscribe(&channel, self.handle.id());
         }
     }
 }

@@ -4,7 +4,7 @@
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The URL's scheme is not one this build supports.
-    #[error("unsupported store url {0:?} (expected sqlite://…)")]
+    #[error("unsupported store url {0:?} (expected sqlite://… or postgres://…)")]
     UnsupportedUrl(String),
     /// Could not open or create the database.
     #[error("could not open database {url}: {source}")]

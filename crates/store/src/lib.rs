@@ -1,23 +1,33 @@
 //! switchboard-store: persistence for the reference applications, behind the [`Store`] trait.
 //!
-//! SQLite (a WAL-mode file in the data directory) is the default; the trait is the seam a
-//! PostgreSQL implementation fills without touching the apps. Records carry classified columns
-//! and stay inside the server; apps turn them into DTOs.
+//! SQLite (a WAL-mode file in the data directory) is the default; PostgreSQL (`postgres://…`)
+//! is shared by the nodes of a scaled-out deployment and adds change capture ([`cdc`]): rows
+//! changed by other writers come out as [`ChangeEvent`]s for the server to publish. Records
+//! carry classified columns and stay inside the server; apps turn them into DTOs.
+//!
+//! Adding a store method: declare it on [`Store`], then implement it in `sqlite.rs` and
+//! `postgres.rs` (same SQL shape, `?` vs `$n` placeholders), with migrations of the same
+//! version in `migrations/sqlite` and `migrations/postgres`, and a case in the shared
+//! `tests/store.rs` body, which runs against both.
 
+pub mod cdc;
 mod city;
 mod error;
 mod inbox;
 mod mission;
 mod payment;
+mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
 
+pub use cdc::{ChangeEvent, ChangeTable};
 pub use city::CitySnapshotRecord;
 pub use error::StoreError;
 pub use inbox::InboxEntry;
 pub use mission::{MissionPatch, MissionRecord, MissionStatus, NewMission, now_rfc3339};
 pub use payment::{NewPayment, PaymentRecord, PaymentStatus};
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// What the apps need from a database.
@@ -83,12 +93,24 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<PaymentRecord>, StoreError>;
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Starts change capture, if this store has it (PostgreSQL): the receiver yields rows of
+    /// `missions` and `city_snapshots` changed by writers other than the API, each claimed by
+    /// exactly one node. `None` for stores only this process writes (SQLite).
+    fn capture_changes(&self) -> Option<tokio::sync::mpsc::Receiver<ChangeEvent>> {
+        None
+    }
 }
 
-/// Opens the store a URL names: `sqlite://PATH` (created if missing).
+/// Opens and migrates the store a URL names: `sqlite://PATH` (created if missing) or
+/// `postgres://…`.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url).await?;
+        store.migrate().await?;
+        Ok(std::sync::Arc::new(store))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let store = PostgresStore::open(url).await?;
         store.migrate().await?;
         Ok(std::sync::Arc::new(store))
     } else {

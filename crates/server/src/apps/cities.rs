@@ -166,7 +166,8 @@ pub fn evaluate_alerts(rules: &[AlertRule], metrics: &BTreeMap<String, f64>) -> 
         .collect()
 }
 
-fn channel_for(city_id: &str) -> Result<ChannelName, ApiError> {
+/// The `city:<id>` channel of a city.
+pub fn channel_for(city_id: &str) -> Result<ChannelName, ApiError> {
     ChannelName::parse(&format!("city:{city_id}"))
         .map_err(|_| ApiError::invalid("cityId", "city id must match [a-z0-9-]{1,64}"))
 }
@@ -195,22 +196,33 @@ async fn ingest(
         .put_city_snapshot(&city_id, &metrics)
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    let snapshot = CitySnapshotDto::from(&record);
-    let data = PublicationData::shared(&snapshot).map_err(|e| ApiError::internal(&e))?;
-    node.publish(&channel, "data_update", data)
-        .await
-        .map_err(|e| ApiError::broadcast_failed(&e))?;
-    let alerts = evaluate_alerts(&node.config.cities.alerts, &metrics);
-    if !alerts.is_empty() {
-        tracing::info!(city = %city_id, count = alerts.len(), "city alerts");
-        let data = PublicationData::shared(&alerts).map_err(|e| ApiError::internal(&e))?;
-        node.publish(&channel, "alerts", data)
-            .await
-            .map_err(|e| ApiError::broadcast_failed(&e))?;
-    }
+    let (snapshot, alerts) = publish_snapshot(&node, &channel, &record).await?;
     let answer = serde_json::to_value(PostAnswer { snapshot, alerts })
         .map_err(|e| ApiError::internal(&e))?;
     Ok(Json(answer))
+}
+
+/// Publishes a stored snapshot as `data_update` on `channel`, then `alerts` for any rule it
+/// breaches (also used for snapshots written outside the API, via change capture).
+pub async fn publish_snapshot(
+    node: &Node,
+    channel: &ChannelName,
+    record: &CitySnapshotRecord,
+) -> Result<(CitySnapshotDto, Vec<AlertDto>), ApiError> {
+    let snapshot = CitySnapshotDto::from(record);
+    let data = PublicationData::shared(&snapshot).map_err(|e| ApiError::internal(&e))?;
+    node.publish(channel, "data_update", data)
+        .await
+        .map_err(|e| ApiError::broadcast_failed(&e))?;
+    let alerts = evaluate_alerts(&node.config.cities.alerts, &record.metrics);
+    if !alerts.is_empty() {
+        tracing::info!(city = %record.city_id, count = alerts.len(), "city alerts");
+        let data = PublicationData::shared(&alerts).map_err(|e| ApiError::internal(&e))?;
+        node.publish(channel, "alerts", data)
+            .await
+            .map_err(|e| ApiError::broadcast_failed(&e))?;
+    }
+    Ok((snapshot, alerts))
 }
 
 async fn show(

@@ -345,14 +345,20 @@ async fn remove(
         return Err(ApiError::not_found("Mission not found"));
     }
     tracing::info!(mission = id, "mission deleted");
-    let dto = MissionRemovedDto { id };
-    let data = PublicationData::shared(&dto).map_err(|e| ApiError::internal(&e))?;
+    publish_removed(&node, id).await?;
+    Ok(Json(MissionRemovedDto { id }).into_response())
+}
+
+/// Publishes `mission-removed` `{id}` on both of a mission's channels.
+pub async fn publish_removed(node: &Node, id: i64) -> Result<(), ApiError> {
+    let data =
+        PublicationData::shared(&MissionRemovedDto { id }).map_err(|e| ApiError::internal(&e))?;
     for channel in channels(id) {
         node.publish(&channel, "mission-removed", data.clone())
             .await
             .map_err(|e| ApiError::broadcast_failed(&e))?;
     }
-    Ok(Json(dto).into_response())
+    Ok(())
 }
 
 #[cfg(test)]

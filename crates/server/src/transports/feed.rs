@@ -29,7 +29,7 @@ use tokio::sync::mpsc;
 use crate::conn_limit::ConnectionPermit;
 use crate::http::auth::bearer;
 use crate::http::error::ApiError;
-use crate::node::Node;
+use crate::node::{self, Node};
 use crate::transports::ws::new_connection_id;
 
 /// Most queued items handed to the writer in one batch.
@@ -215,11 +215,13 @@ impl Feed {
             },
             ready,
         );
-        self.node.hub.subscribe(&channel, &self.handle);
-        self.channels.push(channel.clone());
-        let recovery = self
+        let node::Joined {
+            recovery,
+            after,
+            catch_up,
+        } = self
             .node
-            .recover(&channel, since.as_ref())
+            .join(&channel, &self.handle, since.as_ref())
             .await
             .map_err(|e| {
                 tracing::warn!(feed = %self.handle.id(), channel = %channel, error = %e, "feed subscribe failed");
@@ -228,18 +230,7 @@ impl Feed {
                     "Subscription temporarily unavailable; retry",
                 )
             })?;
-        let audience = self.handle.audience();
-        let catch_up = recovery
-            .publications
-            .iter()
-            .map(|p| (p.offset, WireFormat::Native.encode(p, audience)))
-            .collect();
-        let after = match (&since, recovery.publications.first()) {
-            (Some(s), _) if recovery.recovered => s.offset,
-            // An inbox (`user:` channel) replays every pending entry even without `since`.
-            (None, Some(first)) => first.offset.saturating_sub(1),
-            _ => recovery.position.offset,
-        };
+        self.channels.push(channel.clone());
         self.gate.process_tracked(
             Outbound::CompleteSubscribe {
                 channel: channel.clone(),
@@ -314,7 +305,7 @@ impl Feed {
 impl Drop for Feed {
     fn drop(&mut self) {
         for channel in &self.channels {
-            self.node.hub.unsubscribe(channel, self.handle.id());
+            self.node.unsubscribe(channel, self.handle.id());
         }
         tracing::debug!(feed = %self.handle.id(), "feed closed");
     }

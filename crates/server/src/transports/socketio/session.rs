@@ -18,7 +18,7 @@ use switchboard_core::auth::Identity;
 use switchboard_core::broker::Recovery;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::ErrorCode;
-use switchboard_core::hub::{ConnectionHandle, Outbound, WireFormat};
+use switchboard_core::hub::{ConnectionHandle, Outbound};
 use switchboard_core::publication::StreamPosition;
 use switchboard_core::socketio::encode_event_args;
 use tokio::sync::mpsc;
@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 use super::commands::{Command, Refusal, decode};
 use crate::apps::chat::{self, RoomError};
 use crate::conn_limit::ConnectionPermit;
-use crate::node::Node;
+use crate::node::{Joined, Node};
 
 /// Channels every Socket.IO socket joins on connect (SPEC §4.2), besides its personal ones.
 pub const BROADCAST_CHANNELS: [&str; 2] = ["missions", "lobby"];
@@ -259,7 +259,7 @@ impl SioSession {
             return Err((self.forbidden(), ack));
         }
         if self.subscriptions.contains(&channel) {
-            return match self.node.broker.recover(&channel, None).await {
+            return match self.node.recover(&channel, None).await {
                 Ok(r) => {
                     if let Some(ack) = ack {
                         let _ = ack.send(&SubscribedAck {
@@ -324,20 +324,13 @@ impl SioSession {
                 channel: channel.clone(),
             })
             .await;
-        self.node.hub.subscribe(&channel, &self.handle);
-        match self.node.broker.recover(&channel, since.as_ref()).await {
-            Ok(recovery) => {
+        match self.node.join(&channel, &self.handle, since.as_ref()).await {
+            Ok(Joined {
+                recovery,
+                after,
+                catch_up,
+            }) => {
                 before_catch_up(Some(&recovery));
-                let audience = self.handle.audience();
-                let catch_up = recovery
-                    .publications
-                    .iter()
-                    .map(|p| (p.offset, WireFormat::SocketIo.encode(p, audience)))
-                    .collect();
-                let after = since
-                    .as_ref()
-                    .filter(|_| recovery.recovered)
-                    .map_or(recovery.position.offset, |s| s.offset);
                 self.handle
                     .send(Outbound::CompleteSubscribe {
                         channel: channel.clone(),
@@ -354,7 +347,6 @@ impl SioSession {
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "subscribe failed");
                 before_catch_up(None);
-                self.node.hub.unsubscribe(&channel, self.handle.id());
                 self.handle
                     .send(Outbound::CompleteSubscribe {
                         channel,
@@ -373,7 +365,7 @@ impl SioSession {
         if !self.subscriptions.remove(channel) {
             return;
         }
-        self.node.hub.unsubscribe(channel, self.handle.id());
+        self.node.unsubscribe(channel, self.handle.id());
         // An empty reply: the writer has nothing to emit, the gate forgets the channel.
         self.handle
             .send(Outbound::Unsubscribed {
@@ -385,7 +377,7 @@ impl SioSession {
 
     fn cleanup(&mut self) {
         for channel in self.subscriptions.drain() {
-            self.node.hub.unsubscribe(&channel, self.handle.id());
+            self.node.unsubscribe(&channel, self.handle.id());
         }
     }
 }
