@@ -51,7 +51,11 @@ pub async fn redis_or_skip(test: &str) -> Option<redis::aio::MultiplexedConnecti
             panic!("{test}: Redis at {REDIS_URL} is required (SWITCHBOARD_REQUIRE_SERVICES=1): {e}")
         }
         Err(e) => {
-            eprintln!("SKIPPED {test}: Redis at {REDIS_URL} unreachable ({e})");
+            // Written to stderr directly: the test harness hides `eprintln!` of passing tests.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("SKIPPED {test}: Redis at {REDIS_URL} unreachable ({e})\n"),
+            );
             None
         }
     }

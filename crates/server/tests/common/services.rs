@@ -91,7 +91,11 @@ pub async fn services_or_skip(test: &str) -> Option<Services> {
             panic!("{test}: services required (SWITCHBOARD_REQUIRE_SERVICES=1): {e}")
         }
         Err(e) => {
-            eprintln!("SKIPPED {test}: {e}");
+            // Written to stderr directly: the test harness hides `eprintln!` of passing tests.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("SKIPPED {test}: {e}\n"),
+            );
             None
         }
     }

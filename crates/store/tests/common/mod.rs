@@ -90,7 +90,11 @@ pub async fn pg_schema(test: &str) -> Option<PgSchema> {
             )
         }
         Err(e) => {
-            eprintln!("SKIPPED {test} on PostgreSQL: {PG_URL} unreachable ({e})");
+            // Written to stderr directly: the test harness hides `eprintln!` of passing tests.
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!("SKIPPED {test} on PostgreSQL: {PG_URL} unreachable ({e})\n"),
+            );
             None
         }
     }
