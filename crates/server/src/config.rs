@@ -188,8 +188,12 @@ pub struct NamespaceConfig {
     pub history_ttl_secs: u64,
     /// Whether clients may `publish` here (server-owned event names stay reserved).
     pub allow_publish: bool,
-    /// Whether presence is tracked.
+    /// Whether the `presence` request answers for this namespace.
     pub presence: bool,
+    /// Whether members get transient `user_joined` / `user_left` notices when others join or
+    /// leave (only where `presence` is on). Off by default: Socket.IO rooms already announce
+    /// joins with `user-joined`, and most subscribers do not want the chatter.
+    pub join_leave: bool,
 }
 
 impl Default for NamespaceConfig {
@@ -199,6 +203,7 @@ impl Default for NamespaceConfig {
             history_ttl_secs: 300,
             allow_publish: false,
             presence: false,
+            join_leave: false,
         }
     }
 }
@@ -220,6 +225,7 @@ impl Default for Config {
             history_ttl_secs: ttl,
             allow_publish: publish,
             presence,
+            join_leave: false,
         };
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 3000)),

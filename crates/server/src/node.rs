@@ -8,6 +8,7 @@ use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
 use switchboard_core::broker::{Broker, BrokerError, Recovery};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::hub::{ConnectionHandle, Hub};
+use switchboard_core::protocol::PresenceMember;
 use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
 use switchboard_store::Store;
 use tokio::sync::watch;
@@ -40,6 +41,14 @@ pub struct Node {
     shutdown: watch::Receiver<bool>,
     publications: AtomicU64,
     inbox_order: tokio::sync::Mutex<()>,
+}
+
+/// How a connection appears in presence sets and notices.
+fn presence_member(conn: &ConnectionHandle) -> PresenceMember {
+    PresenceMember {
+        user: conn.user().map(|u| u.to_string()),
+        connection_id: conn.id().to_string(),
+    }
 }
 
 /// What [`Node::join`] read: the stream position and the catch-up for the connection's gate.
@@ -165,6 +174,15 @@ impl Node {
                 return Err(e);
             }
         };
+        if self.announces_join_leave(channel) {
+            self.announce(
+                channel,
+                "user_joined",
+                presence_member(conn),
+                Some(conn.id()),
+            )
+            .await;
+        }
         let audience = conn.audience();
         let catch_up = recovery
             .publications
@@ -236,6 +254,45 @@ impl Node {
             self.broker.on_unsubscribe(channel);
         }
         removed
+    }
+
+    /// Leaves `channel` like [`unsubscribe`](Self::unsubscribe), and where the namespace has
+    /// `join_leave` on tells the remaining members with a transient `user_left`. Never blocks: the notice is
+    /// sent from a task of its own, so this can run in `Drop` when a connection dies.
+    pub fn leave(self: &Arc<Self>, channel: &ChannelName, conn: &ConnectionHandle) {
+        if !self.unsubscribe(channel, conn.id()) || !self.announces_join_leave(channel) {
+            return;
+        }
+        let member = presence_member(conn);
+        let (node, channel) = (Arc::clone(self), channel.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                node.announce(&channel, "user_left", member, None).await;
+            });
+        }
+    }
+
+    fn announces_join_leave(&self, channel: &ChannelName) -> bool {
+        let ns = self.config.namespace(channel.namespace());
+        ns.presence && ns.join_leave
+    }
+
+    /// Sends a presence notice (`{user, connectionId}`) to the channel's members but `except`.
+    /// A failure only costs the notice, so it is logged, not returned.
+    async fn announce(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        member: PresenceMember,
+        except: Option<&str>,
+    ) {
+        let result = match PublicationData::shared(&member) {
+            Ok(data) => self.publish_transient(channel, event, data, except).await,
+            Err(e) => Err(BrokerError::from(e)),
+        };
+        if let Err(e) = result {
+            tracing::warn!(channel = %channel, event, error = %e, "presence notice not sent");
+        }
     }
 
     /// Verifies an optional token: no token is an anonymous identity.

@@ -423,7 +423,7 @@ impl Session {
 
     async fn leave(&mut self, channel: &ChannelName, reply: Option<Option<&Value>>) {
         self.subscriptions.remove(channel);
-        self.node.unsubscribe(channel, self.handle.id());
+        self.node.leave(channel, &self.handle);
         let reply = encode_reply(
             &ServerMessage::Unsubscribed {
                 channel: channel.as_str(),
@@ -580,7 +580,7 @@ impl Session {
     /// Leaves every channel (the connection is gone).
     pub fn cleanup(&mut self) {
         for channel in self.subscriptions.drain() {
-            self.node.unsubscribe(&channel, self.handle.id());
+            self.node.leave(&channel, &self.handle);
         }
     }
 }

@@ -305,7 +305,7 @@ impl Feed {
 impl Drop for Feed {
     fn drop(&mut self) {
         for channel in &self.channels {
-            self.node.unsubscribe(channel, self.handle.id());
+            self.node.leave(channel, &self.handle);
         }
         tracing::debug!(feed = %self.handle.id(), "feed closed");
     }

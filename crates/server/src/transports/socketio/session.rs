@@ -365,7 +365,7 @@ impl SioSession {
         if !self.subscriptions.remove(channel) {
             return;
         }
-        self.node.unsubscribe(channel, self.handle.id());
+        self.node.leave(channel, &self.handle);
         // An empty reply: the writer has nothing to emit, the gate forgets the channel.
         self.handle
             .send(Outbound::Unsubscribed {
@@ -377,7 +377,7 @@ impl SioSession {
 
     fn cleanup(&mut self) {
         for channel in self.subscriptions.drain() {
-            self.node.unsubscribe(&channel, self.handle.id());
+            self.node.leave(&channel, &self.handle);
         }
     }
 }
