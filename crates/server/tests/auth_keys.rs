@@ -218,3 +218,24 @@ async fn refreshing_the_token_keeps_the_connection() {
         .await;
     assert_eq!(ws.recv().await["code"], "forbidden");
 }
+
+#[tokio::test]
+async fn socket_io_is_disconnected_when_its_token_expires() {
+    let server = TestServer::start().await;
+    let short = token_with(SECRET, "brief", Role::Agent, &[], now() + 2);
+    let mut sio = common::sio::Sio::connect(server.addr, Some(json!({"token": short})), None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let events = sio.until_disconnect().await;
+    assert!(started.elapsed() <= Duration::from_secs(3));
+    let reason = events
+        .iter()
+        .find(|(e, _)| e == "error")
+        .map(|(_, d)| d.clone())
+        .expect("error event");
+    assert_eq!(
+        reason,
+        json!({"code":4004,"message":"Token expired","reconnect":false})
+    );
+}

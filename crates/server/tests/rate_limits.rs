@@ -97,3 +97,44 @@ async fn rest_writes_get_429_with_retry_after() {
     .await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn socket_io_events_share_the_bucket_and_a_flood_is_disconnected() {
+    use common::sio::Sio;
+    let server = TestServer::start_with(|c| c.limits.client_messages_per_minute = 10).await;
+    let t = token("sio-user", Role::Agent, &[]);
+    let mut sio = Sio::connect(server.addr, Some(json!({"token": t})), None)
+        .await
+        .unwrap();
+    let mut limited = 0;
+    for id in 0..15u64 {
+        sio.emit_with_ack(id, "subscribe", json!(format!("room:r{id}")))
+            .await;
+        let ack = sio.recv_ack(id).await;
+        if ack["code"] == "rate_limited" {
+            limited += 1;
+        } else {
+            assert_eq!(ack["ok"], true, "{ack}");
+        }
+    }
+    assert!(
+        (4..=5).contains(&limited),
+        "10 allowed, the rest refused: {limited}"
+    );
+    // The same user's native connection draws from the same bucket.
+    let mut ws = Ws::connect(&server.ws_url(&format!("?token={t}"))).await;
+    ws.recv_type("authenticated").await;
+    ws.send(json!({"type":"ping"})).await;
+    assert_eq!(ws.recv().await["code"], "rate_limited");
+    // Keeping going gets the socket disconnected with the reason.
+    for i in 0..10 {
+        sio.emit("typing", json!({"roomId": format!("x{i}")})).await;
+    }
+    let events = sio.until_disconnect().await;
+    let reason = events
+        .iter()
+        .find(|(e, _)| e == "error")
+        .map(|(_, d)| d.clone())
+        .expect("error event");
+    assert_eq!(reason["code"], 4008);
+}

@@ -29,6 +29,7 @@ use crate::http::origin::OriginPolicy;
 use crate::node::Node;
 use crate::rate_limit::{Decision, client_key};
 use crate::session::{Next, Session, close_code_for};
+use crate::transports::expiry::{sleep_until_some, token_deadline};
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
 const MAX_INVALID_STREAK: u32 = 10;
@@ -281,20 +282,6 @@ async fn read_loop(
                 }
             }
         }
-    }
-}
-
-/// When a token that expires at `exp` (Unix seconds) stops being valid, as a timer instant.
-fn token_deadline(exp: Option<u64>) -> Option<Instant> {
-    let exp_ms = exp?.saturating_mul(1000);
-    let now_ms = switchboard_core::publication::now_ms();
-    Some(Instant::now() + Duration::from_millis(exp_ms.saturating_sub(now_ms)))
-}
-
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -113,6 +113,25 @@ impl Sio {
         panic!("unexpected socket.io packet {t}");
     }
 
+    /// Reads until the server disconnects the socket from the namespace (packet `41`) and
+    /// returns the events received before it.
+    pub async fn until_disconnect(&mut self) -> Vec<(String, Value)> {
+        let mut events = Vec::new();
+        loop {
+            let t = self.text().await;
+            if t == "41" {
+                return events;
+            }
+            if let Some(body) = t.strip_prefix("42") {
+                let v: Vec<Value> = serde_json::from_str(body).expect("event array");
+                events.push((
+                    v[0].as_str().unwrap().to_owned(),
+                    v.get(1).cloned().unwrap_or(Value::Null),
+                ));
+            }
+        }
+    }
+
     /// Next event named `event`, skipping others.
     pub async fn recv_event(&mut self, event: &str) -> Value {
         loop {

@@ -119,6 +119,7 @@ pub struct Rejected(String);
 struct Admission {
     identity: Identity,
     permit: Arc<ConnectionPermit>,
+    ip: IpAddr,
 }
 
 /// Connect middleware: the token from `auth: {token}` or `?token=`, the anonymity rule and the
@@ -157,6 +158,7 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
     socket.extensions.insert(Admission {
         identity,
         permit: Arc::new(permit),
+        ip,
     });
     Ok(())
 }
@@ -211,7 +213,12 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
 /// The connect handler: registers the socket with the hub, emits `socket-id`, and starts its
 /// session and writer.
 fn connected(node: Arc<Node>, socket: SocketRef) {
-    let Some(Admission { identity, permit }) = socket.extensions.remove::<Admission>() else {
+    let Some(Admission {
+        identity,
+        permit,
+        ip,
+    }) = socket.extensions.remove::<Admission>()
+    else {
         let _ = socket.disconnect();
         return;
     };
@@ -248,7 +255,7 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
     );
     tokio::spawn(
         SioSession::new(node, handle, identity)
-            .run(inbox, permit)
+            .run(inbox, permit, ip)
             .instrument(span.clone()),
     );
 }

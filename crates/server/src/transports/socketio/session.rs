@@ -8,6 +8,7 @@
 //! failures without an ack are emitted as an `error` event through the ordered outbound queue.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -17,7 +18,7 @@ use socketioxide::extract::AckSender;
 use switchboard_core::auth::Identity;
 use switchboard_core::broker::Recovery;
 use switchboard_core::channel::ChannelName;
-use switchboard_core::codes::ErrorCode;
+use switchboard_core::codes::{CloseCode, ErrorCode};
 use switchboard_core::hub::{ConnectionHandle, Outbound};
 use switchboard_core::publication::StreamPosition;
 use switchboard_core::socketio::encode_event_args;
@@ -27,6 +28,8 @@ use super::commands::{Command, Refusal, decode};
 use crate::apps::chat::{self, RoomError};
 use crate::conn_limit::ConnectionPermit;
 use crate::node::{Joined, Node};
+use crate::rate_limit::{Decision, client_key};
+use crate::transports::expiry::{sleep_until_some, token_deadline};
 
 /// Channels every Socket.IO socket joins on connect (SPEC §4.2), besides its personal ones.
 pub const BROADCAST_CHANNELS: [&str; 2] = ["missions", "lobby"];
@@ -78,8 +81,17 @@ impl SioSession {
 
     /// Joins the default channels, then handles queued events until the socket goes away.
     /// The permit keeps the socket counted against its IP for exactly as long.
-    pub async fn run(mut self, mut inbox: mpsc::Receiver<Incoming>, permit: Arc<ConnectionPermit>) {
+    pub async fn run(
+        mut self,
+        mut inbox: mpsc::Receiver<Incoming>,
+        permit: Arc<ConnectionPermit>,
+        peer_ip: IpAddr,
+    ) {
         let _permit = permit;
+        // The same token bucket as the native protocol: a client over its limit is refused
+        // with `rate_limited`; one that keeps going is disconnected (4008).
+        let max_limited_streak = (self.node.config.limits.client_messages_per_minute / 2).max(1);
+        let mut limited_streak = 0u32;
         let mut defaults: Vec<String> = BROADCAST_CHANNELS.iter().map(|c| c.to_string()).collect();
         defaults.push(format!("conn:{}", self.conn_id()));
         if let Some(user) = &self.identity.user {
@@ -96,12 +108,37 @@ impl SioSession {
                 self.subscribe_channel(channel, None, |_| {}).await;
             }
         }
+        // Handshake tokens cannot be refreshed on an open socket: it ends when its token does.
+        let expiry = token_deadline(self.identity.expires_at);
         loop {
             tokio::select! {
                 biased;
                 _ = self.handle.closed() => break,
+                () = sleep_until_some(expiry) => {
+                    tracing::info!("token expired; disconnecting");
+                    self.handle.close(CloseCode::TokenExpired);
+                    break;
+                }
                 incoming = inbox.recv() => match incoming {
-                    Some(incoming) => self.handle_incoming(incoming).await,
+                    Some(incoming) => {
+                        let key = client_key(self.identity.user.as_deref(), peer_ip);
+                        if let Decision::Limited { .. } = self.node.client_limiter.check(&key) {
+                            limited_streak += 1;
+                            if limited_streak > max_limited_streak {
+                                tracing::info!("rate limit exceeded repeatedly");
+                                self.handle.close(CloseCode::RateLimited);
+                                break;
+                            }
+                            let refusal = Refusal {
+                                code: ErrorCode::RateLimited,
+                                message: "Rate limit exceeded; slow down".into(),
+                            };
+                            self.refuse(&incoming.event, incoming.ack, refusal).await;
+                            continue;
+                        }
+                        limited_streak = 0;
+                        self.handle_incoming(incoming).await;
+                    }
                     None => break,
                 },
             }

@@ -90,9 +90,18 @@ pub async fn write_loop(
     };
     handle.close(code);
     tracing::debug!(code = code.code(), "socket.io writer ending");
-    // A server-side end other than shutdown: disconnect the socket from the namespace (the
-    // client sees "io server disconnect"). A slow consumer must not linger half-served.
-    if matches!(code, CloseCode::SlowConsumer) && socket.connected() {
+    // A server-side end other than shutdown (slow consumer, rate limit, token expiry): say why
+    // with an `error` event carrying the close code of the native protocol, then disconnect the
+    // socket from the namespace (the client sees "io server disconnect").
+    if !matches!(code, CloseCode::Normal | CloseCode::Restarting) && socket.connected() {
+        let reason = serde_json::json!({
+            "code": code.code(),
+            "message": code.reason(),
+            "reconnect": code.should_reconnect(),
+        });
+        if code != CloseCode::SlowConsumer {
+            let _ = socket.emit("error", &reason);
+        }
         let _ = socket.disconnect();
     }
 }
