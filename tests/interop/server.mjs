@@ -69,13 +69,19 @@ export function token(claims, secret = SECRET) {
   return `${header}.${body}.${sig}`;
 }
 
-/** Resolves with the first `event` on `socket`, or rejects after `ms`. */
+/** Resolves with the first argument of the first `event` on `socket`, or rejects after `ms`.
+ * (Publications carry their position as a second argument; see `onceArgs`.) */
 export function once(socket, event, ms = 5_000) {
+  return onceArgs(socket, event, ms).then((args) => args[0]);
+}
+
+/** Resolves with all arguments of the first `event` on `socket`, or rejects after `ms`. */
+export function onceArgs(socket, event, ms = 5_000) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
     socket.once(event, (...args) => {
       clearTimeout(timer);
-      resolve(args.length > 1 ? args : args[0]);
+      resolve(args);
     });
   });
 }

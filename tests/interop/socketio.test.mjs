@@ -3,7 +3,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { io } from "socket.io-client";
-import { startServer, token, once } from "./server.mjs";
+import { startServer, token, once, onceArgs } from "./server.mjs";
 
 let server;
 before(async () => {
@@ -29,6 +29,15 @@ async function connect(options = {}) {
     }),
   ]);
   return { socket, id };
+}
+
+/** Polls `cond` every 20 ms; rejects after `ms`. */
+async function waitFor(cond, ms = 5_000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for a condition");
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 async function put(path, body, bearer) {
@@ -57,6 +66,46 @@ for (const [name, options] of Object.entries(TRANSPORTS)) {
         } else {
           assert.equal(socket.io.engine.transport.name, options.transports[0]);
         }
+      } finally {
+        socket.close();
+      }
+    });
+
+    test("resume after a disconnect: auth.since replays exactly the missed, then live", async () => {
+      const hq = token({ sub: "hq-1", role: "hq" });
+      const first = await connect(options);
+      let position;
+      try {
+        const update = onceArgs(first.socket, "mission-update");
+        assert.equal((await put("/missions/3", { location: "Ankara" }, hq)).status, 200);
+        const [dto, meta] = await update;
+        assert.equal(dto.location, "Ankara");
+        assert.equal(meta.channel, "missions");
+        position = { offset: meta.offset, epoch: meta.epoch };
+      } finally {
+        first.socket.close();
+      }
+      const missed = ["Izmir", "Bursa", "Konya", "Adana", "Antalya"];
+      for (const location of missed) {
+        assert.equal((await put("/missions/3", { location }, hq)).status, 200);
+      }
+      const seen = [];
+      const socket = io(server.url, {
+        forceNew: true,
+        reconnection: false,
+        ...options,
+        auth: { since: { missions: position } },
+      });
+      try {
+        socket.on("mission-update", (dto, meta) => seen.push([meta.offset, dto.location]));
+        const subscribed = await once(socket, "subscribed");
+        assert.equal(subscribed.recovered, true);
+        assert.equal(subscribed.offset, position.offset + 5);
+        await waitFor(() => seen.length >= 5);
+        assert.deepEqual(seen, missed.map((loc, i) => [position.offset + 1 + i, loc]));
+        assert.equal((await put("/missions/3", { location: "Ankara" }, hq)).status, 200);
+        await waitFor(() => seen.length >= 6);
+        assert.deepEqual(seen, [...missed.map((loc, i) => [position.offset + 1 + i, loc]), [position.offset + 6, "Ankara"]]);
       } finally {
         socket.close();
       }

@@ -22,7 +22,7 @@ use crate::channel::ChannelName;
 use crate::codes::CloseCode;
 use crate::protocol::encode_delivery;
 use crate::publication::{Audience, Publication};
-use crate::socketio::encode_event_args;
+use crate::socketio::encode_publication_args;
 
 /// A connection id, shared cheaply.
 pub type ConnId = Arc<str>;
@@ -51,9 +51,12 @@ impl WireFormat {
     pub fn encode(self, publication: &Publication, audience: Audience) -> Bytes {
         match self {
             Self::Native => Bytes::from(encode_delivery(publication, audience)),
-            Self::SocketIo => Bytes::from(encode_event_args(
+            Self::SocketIo => Bytes::from(encode_publication_args(
                 &publication.event,
                 publication.data.for_audience(audience),
+                publication.channel.as_str(),
+                publication.offset,
+                &publication.epoch,
             )),
         }
     }
@@ -525,13 +528,19 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let (fs1, fs2) = (frame(&mut r1), frame(&mut r2));
-        assert_eq!(&fs1[..], br#"["e","agent"]"#);
+        assert_eq!(
+            &fs1[..],
+            br#"["e","agent",{"channel":"missions","offset":1,"epoch":"x"}]"#
+        );
         assert_eq!(
             fs1.as_ptr(),
             fs2.as_ptr(),
             "one encoding shared by both sockets"
         );
-        assert_eq!(&frame(&mut rh)[..], br#"["e","hq"]"#);
+        assert_eq!(
+            &frame(&mut rh)[..],
+            br#"["e","hq",{"channel":"missions","offset":1,"epoch":"x"}]"#
+        );
         assert!(frame(&mut rn).starts_with(br#"{"type":"e""#));
     }
 

@@ -26,11 +26,46 @@ pub fn encode_event_args(event: &str, data: &RawValue) -> String {
     out
 }
 
-/// Splits an argument array made by [`encode_event_args`] into the event name and the data,
-/// borrowing the data from `frame`. `None` when `frame` is not such an array.
-pub fn split_event_args(frame: &[u8]) -> Option<(Cow<'_, str>, &RawValue)> {
-    let (event, data): (Cow<'_, str>, &RawValue) = serde_json::from_slice(frame).ok()?;
-    Some((event, data))
+/// Encodes a publication's argument array `[event, data, {channel, offset, epoch}]`.
+///
+/// The third argument is the publication's position, so a Socket.IO client can remember where
+/// it stopped (`socket.on("mission-update", (dto, meta) => …)`) and resume with `since` —
+/// handlers written for `(dto) => …` simply ignore it.
+pub fn encode_publication_args(
+    event: &str,
+    data: &RawValue,
+    channel: &str,
+    offset: u64,
+    epoch: &str,
+) -> String {
+    let mut out = encode_event_args(event, data);
+    out.pop(); // the closing ']'
+    out.push_str(",{\"channel\":");
+    out.push_str(&serde_json::to_string(channel).unwrap_or_else(|_| "\"\"".to_owned()));
+    out.push_str(",\"offset\":");
+    out.push_str(&offset.to_string());
+    out.push_str(",\"epoch\":");
+    out.push_str(&serde_json::to_string(epoch).unwrap_or_else(|_| "\"\"".to_owned()));
+    out.push_str("}]");
+    out
+}
+
+/// The arguments of a Socket.IO event: its name, its data, and the position when the frame
+/// carries one.
+pub type EventArgs<'a> = (Cow<'a, str>, &'a RawValue, Option<&'a RawValue>);
+
+/// Splits an argument array made by [`encode_event_args`] or [`encode_publication_args`] into
+/// the event name, the data and the optional position, borrowing from `frame`. `None` when
+/// `frame` is not such an array.
+pub fn split_event_args(frame: &[u8]) -> Option<EventArgs<'_>> {
+    let args: Vec<&RawValue> = serde_json::from_slice(frame).ok()?;
+    let (name, data, meta) = match args.as_slice() {
+        [name, data] => (*name, *data, None),
+        [name, data, meta] => (*name, *data, Some(*meta)),
+        _ => return None,
+    };
+    let event: Cow<'_, str> = serde_json::from_str(name.get()).ok()?;
+    Some((event, data, meta))
 }
 
 #[cfg(test)]
@@ -42,9 +77,29 @@ mod tests {
         let data = RawValue::from_string(r#"{"id":1,"status":"active"}"#.to_owned()).unwrap();
         let frame = encode_event_args("mission-update", &data);
         assert_eq!(frame, r#"["mission-update",{"id":1,"status":"active"}]"#);
-        let (event, back) = split_event_args(frame.as_bytes()).unwrap();
+        let (event, back, meta) = split_event_args(frame.as_bytes()).unwrap();
         assert_eq!(event, "mission-update");
         assert_eq!(back.get(), data.get());
+        assert!(meta.is_none());
+    }
+
+    #[test]
+    fn publications_carry_their_position_as_a_third_argument() {
+        let data = RawValue::from_string(r#"{"id":1}"#.to_owned()).unwrap();
+        let frame = encode_publication_args("mission-update", &data, "missions", 42, "ab\"c");
+        assert_eq!(
+            frame,
+            r#"["mission-update",{"id":1},{"channel":"missions","offset":42,"epoch":"ab\"c"}]"#
+        );
+        let (event, back, meta) = split_event_args(frame.as_bytes()).unwrap();
+        assert_eq!(
+            (event.as_ref(), back.get()),
+            ("mission-update", r#"{"id":1}"#)
+        );
+        assert_eq!(
+            meta.unwrap().get(),
+            r#"{"channel":"missions","offset":42,"epoch":"ab\"c"}"#
+        );
     }
 
     #[test]
@@ -52,7 +107,7 @@ mod tests {
         let data = RawValue::from_string("true".to_owned()).unwrap();
         let frame = encode_event_args("a\"b", &data);
         assert_eq!(frame, r#"["a\"b",true]"#);
-        let (event, back) = split_event_args(frame.as_bytes()).unwrap();
+        let (event, back, _) = split_event_args(frame.as_bytes()).unwrap();
         assert_eq!((event.as_ref(), back.get()), ("a\"b", "true"));
     }
 
@@ -60,6 +115,7 @@ mod tests {
     fn rejects_other_shapes() {
         assert!(split_event_args(b"{}").is_none());
         assert!(split_event_args(b"[1,2]").is_none());
+        assert!(split_event_args(b"[\"e\",1,2,3]").is_none());
         assert!(split_event_args(b"[\"e\"]").is_none());
         assert!(split_event_args(b"not json").is_none());
     }

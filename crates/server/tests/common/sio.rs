@@ -113,6 +113,19 @@ impl Sio {
         panic!("unexpected socket.io packet {t}");
     }
 
+    /// Next `event` with its data and its position argument `{channel, offset, epoch}`.
+    pub async fn recv_publication(&mut self, event: &str) -> (Value, Value) {
+        loop {
+            let t = self.text().await;
+            if let Some(body) = t.strip_prefix("42") {
+                let v: Vec<Value> = serde_json::from_str(body).expect("event array");
+                if v[0] == event {
+                    return (v[1].clone(), v.get(2).cloned().unwrap_or(Value::Null));
+                }
+            }
+        }
+    }
+
     /// Reads until the server disconnects the socket from the namespace (packet `41`) and
     /// returns the events received before it.
     pub async fn until_disconnect(&mut self) -> Vec<(String, Value)> {

@@ -36,6 +36,7 @@ use socketioxide::socket::Socket;
 use switchboard_core::auth::Identity;
 use switchboard_core::codes::{CloseCode, ErrorCode};
 use switchboard_core::hub::{ConnectionHandle, WireFormat};
+use switchboard_core::publication::StreamPosition;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
@@ -120,6 +121,7 @@ struct Admission {
     identity: Identity,
     permit: Arc<ConnectionPermit>,
     ip: IpAddr,
+    since: HashMap<String, StreamPosition>,
 }
 
 /// Connect middleware: the token from `auth: {token}` or `?token=`, the anonymity rule and the
@@ -155,10 +157,26 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
         .connections
         .acquire(ip)
         .ok_or_else(|| Rejected("Too many connections from this address".into()))?;
+    // `auth: {since: {"missions": {offset, epoch}, …}}` resumes the channels joined on connect;
+    // entries that are not positions are ignored (the channel then starts live).
+    let since = auth
+        .get("since")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    serde_json::from_value::<StreamPosition>(v.clone())
+                        .ok()
+                        .map(|p| (k.clone(), p))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     socket.extensions.insert(Admission {
         identity,
         permit: Arc::new(permit),
         ip,
+        since,
     });
     Ok(())
 }
@@ -217,6 +235,7 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
         identity,
         permit,
         ip,
+        since,
     }) = socket.extensions.remove::<Admission>()
     else {
         let _ = socket.disconnect();
@@ -255,7 +274,7 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
     );
     tokio::spawn(
         SioSession::new(node, handle, identity)
-            .run(inbox, permit, ip)
+            .run(inbox, permit, ip, since)
             .instrument(span.clone()),
     );
 }

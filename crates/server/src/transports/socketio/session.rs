@@ -7,7 +7,7 @@
 //! session drains that bounded queue. Replies go back as acks when the client asked for one;
 //! failures without an ack are emitted as an `error` event through the ordered outbound queue.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -86,6 +86,7 @@ impl SioSession {
         mut inbox: mpsc::Receiver<Incoming>,
         permit: Arc<ConnectionPermit>,
         peer_ip: IpAddr,
+        mut since: HashMap<String, StreamPosition>,
     ) {
         let _permit = permit;
         // The same token bucket as the native protocol: a client over its limit is refused
@@ -105,7 +106,23 @@ impl SioSession {
                     .policy
                     .can_read(&self.identity, self.handle.id(), &channel)
             {
-                self.subscribe_channel(channel, None, |_| {}).await;
+                // A position from the handshake resumes the channel; the client learns the
+                // outcome from a `subscribed` event written before the missed publications.
+                let resume = since.remove(channel.as_str());
+                let announce = resume.is_some();
+                let name = channel.clone();
+                self.subscribe_channel(channel, resume, move |recovery| {
+                    let recovery = recovery.filter(|_| announce)?;
+                    let body = json!({
+                        "channel": name.as_str(),
+                        "offset": recovery.position.offset,
+                        "epoch": recovery.position.epoch,
+                        "recovered": recovery.recovered,
+                    });
+                    let raw = serde_json::value::to_raw_value(&body).ok()?;
+                    Some(Bytes::from(encode_event_args("subscribed", &raw)))
+                })
+                .await;
             }
         }
         // Handshake tokens cannot be refreshed on an open socket: it ends when its token does.
@@ -241,7 +258,7 @@ impl SioSession {
         }
         if !self.subscriptions.contains(&room) {
             self.check_subscription_room()?;
-            if !self.subscribe_channel(room.clone(), None, |_| {}).await {
+            if !self.subscribe_channel(room.clone(), None, |_| None).await {
                 return Err(Refusal::bad("Could not join the room; retry"));
             }
             if let Err(e) = chat::user_joined(&self.node, &room, self.handle.id()).await {
@@ -324,7 +341,7 @@ impl SioSession {
         let name = channel.clone();
         let ok = self
             .subscribe_channel(channel, since, move |recovery| {
-                let Some(ack) = ack else { return };
+                let ack = ack?;
                 let _ = match recovery {
                     Some(recovery) => ack.send(&SubscribedAck {
                         ok: true,
@@ -338,6 +355,7 @@ impl SioSession {
                         "code": ErrorCode::BadRequest.as_str(),
                     })),
                 };
+                None
             })
             .await;
         if !ok {
@@ -354,7 +372,7 @@ impl SioSession {
         &mut self,
         channel: ChannelName,
         since: Option<StreamPosition>,
-        before_catch_up: impl FnOnce(Option<&Recovery>),
+        before_catch_up: impl FnOnce(Option<&Recovery>) -> Option<Bytes>,
     ) -> bool {
         self.handle
             .send(Outbound::BeginSubscribe {
@@ -367,11 +385,11 @@ impl SioSession {
                 after,
                 catch_up,
             }) => {
-                before_catch_up(Some(&recovery));
+                let reply = before_catch_up(Some(&recovery));
                 self.handle
                     .send(Outbound::CompleteSubscribe {
                         channel: channel.clone(),
-                        reply: None,
+                        reply,
                         after,
                         catch_up,
                         ok: true,
@@ -383,7 +401,7 @@ impl SioSession {
             }
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "subscribe failed");
-                before_catch_up(None);
+                let _ = before_catch_up(None);
                 self.handle
                     .send(Outbound::CompleteSubscribe {
                         channel,

@@ -35,14 +35,19 @@ pub fn emit_frame(socket: &SocketRef, frame: &[u8]) -> Result<(), EmitError> {
     if frame.is_empty() {
         return Ok(());
     }
-    let Some((event, data)) = split_event_args(frame) else {
+    let Some((event, data, meta)) = split_event_args(frame) else {
         tracing::error!(
             bytes = frame.len(),
             "not a socket.io argument array; skipped"
         );
         return Ok(());
     };
-    match socket.emit(event.as_ref(), data) {
+    let sent = match meta {
+        // A tuple is expanded into separate arguments: `(data, {channel, offset, epoch})`.
+        Some(meta) => socket.emit(event.as_ref(), &(data, meta)),
+        None => socket.emit(event.as_ref(), data),
+    };
+    match sent {
         Ok(()) => Ok(()),
         Err(SendError::Socket(SocketError::InternalChannelFull)) => Err(EmitError::Full),
         Err(SendError::Socket(SocketError::Closed)) => Err(EmitError::Closed),
