@@ -39,7 +39,7 @@ fn free_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-/// A running nginx; killed on drop (`kill_on_drop`), its prefix removed with the tempdir.
+/// A running nginx, stopped on drop (also when the test panics).
 struct Nginx {
     port: u16,
     child: tokio::process::Child,
@@ -69,51 +69,81 @@ impl Nginx {
         .unwrap();
         let conf_path = dir.path().join("nginx.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let mut child = tokio::process::Command::new(binary)
+        // What nginx says before it has read its error_log directive (e.g. a config error).
+        let stderr = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
+        let child = tokio::process::Command::new(binary)
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
             .arg(&conf_path)
             .args(["-g", "daemon off;"])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .expect("start nginx");
+        let mut nginx = Nginx { port, child, dir };
         let client = reqwest::Client::new();
-        let url = format!("http://127.0.0.1:{port}/healthz");
+        let url = nginx.http("/healthz");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             if let Ok(r) = client.get(&url).send().await
                 && r.status() == 200
             {
-                break;
+                return nginx;
             }
-            if let Ok(Some(status)) = child.try_wait() {
-                let out = child.wait_with_output().await.unwrap();
-                panic!(
-                    "nginx exited with {status}: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
+            if let Ok(Some(status)) = nginx.child.try_wait() {
+                panic!("nginx exited with {status}: {}", nginx.logs());
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "nginx did not proxy /healthz within 10 s"
+                "nginx did not proxy /healthz within 10 s: {}",
+                nginx.logs()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Nginx { port, child, dir }
+    }
+
+    fn logs(&self) -> String {
+        ["stderr.log", "error.log"]
+            .map(|f| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default())
+            .join("\n")
+    }
+
+    /// SIGTERM to the master, which stops its workers first. (`kill_on_drop` sends SIGKILL,
+    /// which would leave the workers running, orphaned, on the port; it is only the last
+    /// resort.)
+    fn terminate(&self) {
+        if let Some(pid) = self.child.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+        }
+    }
+
+    /// Stops nginx and returns its access log (which node served each request).
+    async fn stop(mut self) -> String {
+        self.terminate();
+        let exited = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
+        assert!(exited.is_ok(), "nginx stopped within 5 s");
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     fn http(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+}
 
-    /// Stops nginx and returns its access log (which node served each request).
-    async fn stop(mut self) -> String {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await;
-        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // After `stop` the child is reaped and has no id: nothing to do.
+        self.terminate();
+        for _ in 0..100 {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
