@@ -239,3 +239,29 @@ async fn socket_io_is_disconnected_when_its_token_expires() {
         json!({"code":4004,"message":"Token expired","reconnect":false})
     );
 }
+
+#[tokio::test]
+async fn sse_stream_ends_with_4004_when_its_token_expires() {
+    let server = TestServer::start().await;
+    let short = token_with(SECRET, "brief", Role::Agent, &[], now() + 2);
+    let mut res = reqwest::Client::new()
+        .get(server.http(&format!("/events?channels=missions&token={short}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let started = std::time::Instant::now();
+    let mut body = String::new();
+    while let Ok(Some(chunk)) = tokio::time::timeout(Duration::from_secs(5), res.chunk())
+        .await
+        .unwrap()
+    {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(
+        started.elapsed() <= Duration::from_secs(3),
+        "ended at expiry"
+    );
+    assert!(body.contains("event: close"), "{body}");
+    assert!(body.contains("4004"), "{body}");
+}

@@ -266,3 +266,30 @@ async fn five_hundred_dashboards_on_one_city() {
     println!("500 dashboards: all received the update and the alert within {slowest:?}");
     assert!(slowest < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn socket_io_gets_the_same_city_permissions() {
+    use common::sio::Sio;
+    let server = TestServer::start().await;
+    let only_nairobi = token("n", Role::Agent, &["city:nairobi"]);
+    let mut sio = Sio::connect(server.addr, Some(json!({"token": only_nairobi})), None)
+        .await
+        .unwrap();
+    sio.emit_with_ack(1, "subscribe", json!("city:lagos")).await;
+    assert_eq!(sio.recv_ack(1).await["code"], "forbidden");
+    sio.emit_with_ack(2, "subscribe", json!("city:nairobi"))
+        .await;
+    assert_eq!(sio.recv_ack(2).await["ok"], true);
+    post_metrics(
+        &server,
+        "nairobi",
+        Some(&pipeline()),
+        json!({"metrics":{"air_quality":7}}),
+    )
+    .await;
+    let (data, meta) = sio.recv_publication("data_update").await;
+    assert_eq!(
+        (data["cityId"].as_str(), meta["channel"].as_str()),
+        (Some("nairobi"), Some("city:nairobi"))
+    );
+}

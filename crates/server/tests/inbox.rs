@@ -168,3 +168,48 @@ async fn api_publish_roles_validation_and_any_channel() {
         (Some("notice"), Some("hi"))
     );
 }
+
+#[tokio::test]
+async fn socket_io_users_get_their_inbox_and_can_ack_it() {
+    use common::sio::Sio;
+    let server = TestServer::start().await;
+    for n in 1..=2 {
+        api_publish(
+            &server,
+            Some(&hq()),
+            json!({"channel":"user:dana","event":"note","data":{"n":n}}),
+        )
+        .await;
+    }
+    let auth = json!({"token": token("dana", Role::Agent, &[])});
+    let mut sio = Sio::connect(server.addr, Some(auth.clone()), None)
+        .await
+        .unwrap();
+    for n in 1..=2u64 {
+        let (data, meta) = sio.recv_publication("note").await;
+        assert_eq!(
+            (data["n"].as_u64(), meta["offset"].as_u64()),
+            (Some(n), Some(n))
+        );
+    }
+    sio.emit_with_ack(1, "ack", json!({"channel":"user:dana","offset":2}))
+        .await;
+    assert_eq!(sio.recv_ack(1).await["ok"], true);
+    sio.emit_with_ack(2, "ack", json!({"channel":"user:erin","offset":2}))
+        .await;
+    assert_eq!(sio.recv_ack(2).await["code"], "forbidden");
+    drop(sio);
+    // Acknowledged: nothing is redelivered; a new entry is.
+    api_publish(
+        &server,
+        Some(&hq()),
+        json!({"channel":"user:dana","event":"note","data":{"n":3}}),
+    )
+    .await;
+    let mut sio = Sio::connect(server.addr, Some(auth), None).await.unwrap();
+    let (data, meta) = sio.recv_publication("note").await;
+    assert_eq!(
+        (data["n"].as_u64(), meta["offset"].as_u64()),
+        (Some(3), Some(3))
+    );
+}

@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 use crate::http::error::ApiError;
 use crate::node::Node;
+use crate::transports::expiry::{sleep_until_some, token_deadline};
 use crate::transports::feed::{Feed, FeedEvent, FeedRequest, Joined, decode_cursor};
 
 /// The `subscribed` notice sent per channel when a stream resumes (same shape as the native
@@ -61,6 +62,7 @@ pub async fn handler(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let request = FeedRequest::from_http(&node, &headers, &query)?;
+    let token_expires_at = request.identity.expires_at;
     // `Last-Event-ID` wins: EventSource resends the original URL (with its old `since`) on
     // every reconnect, and the header is where it stopped this time.
     let since = match last_event_id(&headers) {
@@ -77,7 +79,7 @@ pub async fn handler(
             .await?;
     span.in_scope(|| tracing::debug!(resumed = since.is_some(), "sse stream opened"));
 
-    let mut stream = SseStream::new(Arc::clone(&node), feed);
+    let mut stream = SseStream::new(Arc::clone(&node), feed, token_expires_at);
     stream.pending.push_back(sse::connected(
         &stream.feed.cursor().encode(),
         node.config.sse.retry_ms,
@@ -144,11 +146,13 @@ struct SseStream {
     feed: Feed,
     pending: VecDeque<Bytes>,
     heartbeat: Interval,
+    /// When the stream's token expires (the stream then ends with a 4004 close notice).
+    expiry: Option<Instant>,
     done: bool,
 }
 
 impl SseStream {
-    fn new(node: Arc<Node>, feed: Feed) -> Self {
+    fn new(node: Arc<Node>, feed: Feed, token_expires_at: Option<u64>) -> Self {
         let period = Duration::from_millis(node.config.sse.heartbeat_ms);
         let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -157,6 +161,7 @@ impl SseStream {
             feed,
             pending: VecDeque::new(),
             heartbeat,
+            expiry: token_deadline(token_expires_at),
             done: false,
         }
     }
@@ -187,6 +192,7 @@ impl SseStream {
             tokio::select! {
                 biased;
                 () = self.node.shutting_down() => self.finish(CloseCode::Restarting),
+                () = sleep_until_some(self.expiry) => self.finish(CloseCode::TokenExpired),
                 event = self.feed.recv() => match event {
                     FeedEvent::Items(items) => self.push_items(items),
                     FeedEvent::Closed(code) => self.finish(code),

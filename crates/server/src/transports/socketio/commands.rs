@@ -33,6 +33,13 @@ pub enum Command {
     },
     /// `unsubscribe` channel | `{channel}`.
     Unsubscribe(ChannelName),
+    /// `ack` `{channel, offset}`: the user's inbox is delivered up to `offset`.
+    Ack {
+        /// Must be the socket's own `user:<sub>`.
+        channel: ChannelName,
+        /// Cumulative: everything up to and including it.
+        offset: u64,
+    },
 }
 
 /// Why a request was refused; `message` is shown to the client.
@@ -93,6 +100,17 @@ pub fn decode(event: &str, data: &Value) -> Result<Command, Refusal> {
         }
         "unsubscribe" => {
             channel_name(data.get("channel").unwrap_or(data)).map(Command::Unsubscribe)
+        }
+        "ack" => {
+            let channel = channel_name(data.get("channel").unwrap_or(&Value::Null))?;
+            let offset = data
+                .get("offset")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| Refusal {
+                    code: ErrorCode::InvalidMessage,
+                    message: "ack needs {channel, offset}".into(),
+                })?;
+            Ok(Command::Ack { channel, offset })
         }
         other => Err(Refusal {
             code: ErrorCode::UnknownType,
@@ -159,6 +177,23 @@ mod tests {
         assert_eq!(
             decode("typing", &json!({"roomId":"r"})),
             Ok(Command::Typing(ch("room:r")))
+        );
+    }
+
+    #[test]
+    fn decodes_acks() {
+        assert_eq!(
+            decode("ack", &json!({"channel": "user:alice", "offset": 3})),
+            Ok(Command::Ack {
+                channel: ch("user:alice"),
+                offset: 3
+            })
+        );
+        assert_eq!(
+            decode("ack", &json!({"channel": "user:alice"}))
+                .unwrap_err()
+                .code,
+            ErrorCode::InvalidMessage
         );
     }
 

@@ -185,6 +185,7 @@ impl SioSession {
                     Err((refusal, ack)) => return self.refuse(&event, ack, refusal).await,
                 }
             }
+            Command::Ack { channel, offset } => self.ack(&channel, offset).await,
             Command::Unsubscribe(channel) => {
                 if self.subscriptions.contains(&channel) {
                     self.leave(&channel).await;
@@ -283,6 +284,29 @@ impl SioSession {
             Err(e @ (RoomError::Broker(_) | RoomError::Publish(_))) => {
                 tracing::warn!(channel = %room, error = ?e, "room message not published");
                 Err(Refusal::bad(e.to_string()))
+            }
+        }
+    }
+
+    /// `ack`: the socket's own inbox (`user:<sub>`) is delivered up to `offset`.
+    async fn ack(&mut self, channel: &ChannelName, offset: u64) -> Result<Value, Refusal> {
+        let own = self.identity.user.as_deref().map(|u| format!("user:{u}"));
+        let Some(user) = self
+            .identity
+            .user
+            .clone()
+            .filter(|_| own.as_deref() == Some(channel.as_str()))
+        else {
+            return Err(Refusal {
+                code: ErrorCode::Forbidden,
+                message: "Only your own user channel can be acknowledged".into(),
+            });
+        };
+        match self.node.ack_inbox(&user, offset).await {
+            Ok(_) => Ok(json!({"ok": true, "channel": channel.as_str(), "offset": offset})),
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, "inbox ack failed");
+                Err(Refusal::bad("Acknowledgement failed; retry"))
             }
         }
     }
