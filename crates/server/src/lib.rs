@@ -17,6 +17,7 @@ pub mod changes;
 pub mod cli;
 pub mod config;
 pub mod conn_limit;
+pub mod connection;
 pub mod http;
 pub mod inbox;
 pub mod node;

@@ -4,7 +4,6 @@
 //! hub and broker operations. Every reply goes through the connection's ordered outbound
 //! queue, so `subscribed` always precedes the publications it announces.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -21,6 +20,7 @@ use switchboard_core::protocol::{
 use switchboard_core::publication::{PublicationData, StreamPosition};
 
 use crate::apps::chat::{LobbyChatDto, clean_message};
+use crate::connection::Connection;
 use crate::node::{Joined, Node};
 
 /// Event names only the server may publish; a client `publish` using one is refused, so no
@@ -52,38 +52,33 @@ pub enum Next {
 
 /// A client's session state.
 pub struct Session {
-    node: Arc<Node>,
-    handle: Arc<ConnectionHandle>,
-    identity: Identity,
-    subscriptions: HashSet<ChannelName>,
+    conn: Connection,
 }
 
 impl Session {
     /// A session for a new connection with an already verified identity.
     pub fn new(node: Arc<Node>, handle: Arc<ConnectionHandle>, identity: Identity) -> Self {
-        handle.set_audience(identity.audience());
-        handle.set_user(identity.user.as_deref());
         Self {
-            node,
-            handle,
-            identity,
-            subscriptions: HashSet::new(),
+            conn: Connection::new(node, handle, identity),
         }
     }
 
     /// The connection id.
     pub fn conn_id(&self) -> &str {
-        self.handle.id()
+        self.conn.handle.id()
     }
 
     /// Who the client is.
     pub fn identity(&self) -> &Identity {
-        &self.identity
+        &self.conn.identity
     }
 
     /// Queues a reply.
     pub async fn send(&self, text: String) {
-        self.handle.send(Outbound::Frame(Bytes::from(text))).await;
+        self.conn
+            .handle
+            .send(Outbound::Frame(Bytes::from(text)))
+            .await;
     }
 
     /// Queues an error reply.
@@ -94,15 +89,8 @@ impl Session {
     /// Subscribes to the channels every connection has without asking: `conn:<id>` and, when
     /// authenticated with a `sub`, `user:<sub>`.
     pub async fn join_personal_channels(&mut self) {
-        let mut names = vec![format!("conn:{}", self.conn_id())];
-        if let Some(user) = &self.identity.user {
-            names.push(format!("user:{user}"));
-        }
-        for name in names {
-            // A user id that is not a valid channel suffix simply has no personal channel.
-            if let Ok(channel) = ChannelName::parse(&name)
-                && !self.subscriptions.contains(&channel)
-            {
+        for channel in self.conn.personal_channels() {
+            if !self.conn.subscriptions.contains(&channel) {
                 self.subscribe_channel(channel, None, None).await;
             }
         }
@@ -156,7 +144,7 @@ impl Session {
 
     /// `ack`: marks the user's inbox delivered up to `offset`. Silent on success.
     async fn ack(&mut self, channel: &str, offset: u64, r#ref: Option<&Value>) {
-        let Some(user) = self.identity.user.clone() else {
+        let Some(user) = self.conn.identity.user.clone() else {
             return self
                 .send_error(
                     ErrorCode::Forbidden,
@@ -174,7 +162,7 @@ impl Session {
                 )
                 .await;
         }
-        match self.node.ack_inbox(&user, offset).await {
+        match self.conn.node.ack_inbox(&user, offset).await {
             Ok(n) => tracing::debug!(conn = %self.conn_id(), offset, acked = n, "inbox ack"),
             Err(e) => {
                 tracing::warn!(conn = %self.conn_id(), error = %e, "inbox ack failed");
@@ -189,9 +177,9 @@ impl Session {
     }
 
     async fn authenticate(&mut self, token: &str, r#ref: Option<&Value>) -> Next {
-        match self.node.identify(Some(token)) {
+        match self.conn.node.identify(Some(token)) {
             Ok(identity) => {
-                if self.identity.user.is_some() && identity.user != self.identity.user {
+                if self.conn.identity.user.is_some() && identity.user != self.conn.identity.user {
                     self.send_error(
                         ErrorCode::Forbidden,
                         "A connection cannot change user; reconnect instead",
@@ -200,10 +188,8 @@ impl Session {
                     .await;
                     return Next::Continue;
                 }
-                self.identity = identity;
-                self.handle.set_audience(self.identity.audience());
-                self.handle.set_user(self.identity.user.as_deref());
-                let user = self.identity.user.clone();
+                self.conn.set_identity(identity);
+                let user = self.conn.identity.user.clone();
                 self.send(encode_reply(
                     &ServerMessage::Authenticated {
                         user: user.as_deref(),
@@ -243,7 +229,7 @@ impl Session {
         }
         let channel = format!("city:{city}");
         if let Ok(c) = ChannelName::parse(&channel)
-            && self.subscriptions.contains(&c)
+            && self.conn.subscriptions.contains(&c)
         {
             return;
         }
@@ -253,13 +239,15 @@ impl Session {
     /// After a change of identity, leaves channels the new token no longer grants.
     async fn drop_forbidden_subscriptions(&mut self) {
         let lost: Vec<ChannelName> = self
+            .conn
             .subscriptions
             .iter()
             .filter(|c| {
                 !self
+                    .conn
                     .node
                     .policy
-                    .can_read(&self.identity, self.handle.id(), c)
+                    .can_read(&self.conn.identity, self.conn.handle.id(), c)
             })
             .cloned()
             .collect();
@@ -289,13 +277,14 @@ impl Session {
     async fn readable_channel(&self, name: &str, r#ref: Option<&Value>) -> Option<ChannelName> {
         let channel = self.channel_arg(name, r#ref).await?;
         if self
+            .conn
             .node
             .policy
-            .can_read(&self.identity, self.handle.id(), &channel)
+            .can_read(&self.conn.identity, self.conn.handle.id(), &channel)
         {
             return Some(channel);
         }
-        let message = if self.identity.is_authenticated() {
+        let message = if self.conn.identity.is_authenticated() {
             "Your token does not allow this channel"
         } else {
             "Authentication required for this channel"
@@ -313,12 +302,19 @@ impl Session {
         let Some(channel) = self.readable_channel(name, r#ref).await else {
             return;
         };
-        if self.subscriptions.contains(&channel) {
+        if self.conn.subscriptions.contains(&channel) {
             return self
                 .send_error(ErrorCode::BadRequest, "Already subscribed", r#ref)
                 .await;
         }
-        if self.subscriptions.len() >= self.node.config.limits.max_subscriptions_per_connection {
+        if self.conn.subscriptions.len()
+            >= self
+                .conn
+                .node
+                .config
+                .limits
+                .max_subscriptions_per_connection
+        {
             return self
                 .send_error(
                     ErrorCode::BadRequest,
@@ -333,7 +329,7 @@ impl Session {
         if subscribed && channel.namespace() == "city" {
             // A dashboard starts from the current snapshot. It is read after the subscription is
             // live, so it already includes any update that raced with the subscription.
-            match crate::apps::cities::initial_data_frame(&self.node, &channel).await {
+            match crate::apps::cities::initial_data_frame(&self.conn.node, &channel).await {
                 Ok(frame) => self.send(frame).await,
                 Err(e) => {
                     tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "initial_data failed")
@@ -351,12 +347,18 @@ impl Session {
         since: Option<StreamPosition>,
         reply: Option<Option<&Value>>,
     ) -> bool {
-        self.handle
+        self.conn
+            .handle
             .send(Outbound::BeginSubscribe {
                 channel: channel.clone(),
             })
             .await;
-        match self.node.join(&channel, &self.handle, since.as_ref()).await {
+        match self
+            .conn
+            .node
+            .join(&channel, &self.conn.handle, since.as_ref())
+            .await
+        {
             Ok(Joined {
                 recovery,
                 after,
@@ -373,7 +375,8 @@ impl Session {
                         r#ref,
                     ))
                 });
-                self.handle
+                self.conn
+                    .handle
                     .send(Outbound::CompleteSubscribe {
                         channel: channel.clone(),
                         reply,
@@ -383,7 +386,7 @@ impl Session {
                     })
                     .await;
                 tracing::debug!(conn = %self.conn_id(), channel = %channel, recovered = recovery.recovered, "subscribed");
-                self.subscriptions.insert(channel);
+                self.conn.subscriptions.insert(channel);
                 true
             }
             Err(e) => {
@@ -395,7 +398,8 @@ impl Session {
                         r#ref,
                     ))
                 });
-                self.handle
+                self.conn
+                    .handle
                     .send(Outbound::CompleteSubscribe {
                         channel,
                         reply,
@@ -413,7 +417,7 @@ impl Session {
         let Some(channel) = self.channel_arg(name, r#ref).await else {
             return;
         };
-        if !self.subscriptions.contains(&channel) {
+        if !self.conn.subscriptions.contains(&channel) {
             return self
                 .send_error(ErrorCode::NotFound, "Not subscribed to this channel", r#ref)
                 .await;
@@ -422,15 +426,15 @@ impl Session {
     }
 
     async fn leave(&mut self, channel: &ChannelName, reply: Option<Option<&Value>>) {
-        self.subscriptions.remove(channel);
-        self.node.leave(channel, &self.handle);
+        self.conn.leave(channel);
         let reply = encode_reply(
             &ServerMessage::Unsubscribed {
                 channel: channel.as_str(),
             },
             reply.flatten(),
         );
-        self.handle
+        self.conn
+            .handle
             .send(Outbound::Unsubscribed {
                 channel: channel.clone(),
                 reply: Bytes::from(reply),
@@ -457,12 +461,13 @@ impl Session {
                 )
                 .await;
         }
-        let ns = self.node.config.namespace(channel.namespace());
+        let ns = self.conn.node.config.namespace(channel.namespace());
         if !ns.allow_publish
             || !self
+                .conn
                 .node
                 .policy
-                .can_read(&self.identity, self.handle.id(), &channel)
+                .can_read(&self.conn.identity, self.conn.handle.id(), &channel)
         {
             return self
                 .send_error(
@@ -482,6 +487,7 @@ impl Session {
                 .await;
         }
         match self
+            .conn
             .node
             .publish(&channel, event, PublicationData::Shared(Arc::from(data)))
             .await
@@ -514,6 +520,7 @@ impl Session {
             }
         };
         let sender = self
+            .conn
             .identity
             .user
             .clone()
@@ -526,6 +533,7 @@ impl Session {
         let lobby = ChannelName::parse("lobby").unwrap_or_else(|_| unreachable!());
         let result = match PublicationData::shared(&dto) {
             Ok(data) => self
+                .conn
                 .node
                 .publish(&lobby, "chat", data)
                 .await
@@ -548,7 +556,13 @@ impl Session {
         let Some(channel) = self.readable_channel(name, r#ref).await else {
             return;
         };
-        if !self.node.config.namespace(channel.namespace()).presence {
+        if !self
+            .conn
+            .node
+            .config
+            .namespace(channel.namespace())
+            .presence
+        {
             return self
                 .send_error(
                     ErrorCode::NotFound,
@@ -558,6 +572,7 @@ impl Session {
                 .await;
         }
         let members: Vec<PresenceMember> = self
+            .conn
             .node
             .hub
             .members(&channel)
@@ -575,19 +590,6 @@ impl Session {
             r#ref,
         ))
         .await;
-    }
-
-    /// Leaves every channel (the connection is gone).
-    pub fn cleanup(&mut self) {
-        for channel in self.subscriptions.drain() {
-            self.node.leave(&channel, &self.handle);
-        }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.cleanup();
     }
 }
 

@@ -157,7 +157,8 @@ async fn run(
                     session.join_personal_channels().await;
                     read_loop(&node, stream, &handle, &mut session, peer_ip).await;
                 }
-                session.cleanup();
+                // Dropping the session leaves its channels (with presence notices).
+                drop(session);
             }
         }
         // The writer ends after sending its close frame (or when the queue is dropped).

@@ -7,7 +7,7 @@
 //! session drains that bounded queue. Replies go back as acks when the client asked for one;
 //! failures without an ack are emitted as an `error` event through the ordered outbound queue.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -27,6 +27,7 @@ use tokio::sync::mpsc;
 use super::commands::{Command, Refusal, decode};
 use crate::apps::chat::{self, RoomError};
 use crate::conn_limit::ConnectionPermit;
+use crate::connection::Connection;
 use crate::node::{Joined, Node};
 use crate::rate_limit::{Decision, client_key};
 use crate::transports::expiry::{sleep_until_some, token_deadline};
@@ -56,27 +57,19 @@ struct SubscribedAck<'a> {
 
 /// A Socket.IO socket's protocol state.
 pub struct SioSession {
-    node: Arc<Node>,
-    handle: Arc<ConnectionHandle>,
-    identity: Identity,
-    subscriptions: HashSet<ChannelName>,
+    conn: Connection,
 }
 
 impl SioSession {
     /// A session for an admitted socket.
     pub fn new(node: Arc<Node>, handle: Arc<ConnectionHandle>, identity: Identity) -> Self {
-        handle.set_audience(identity.audience());
-        handle.set_user(identity.user.as_deref());
         Self {
-            node,
-            handle,
-            identity,
-            subscriptions: HashSet::new(),
+            conn: Connection::new(node, handle, identity),
         }
     }
 
     fn conn_id(&self) -> &str {
-        self.handle.id()
+        self.conn.handle.id()
     }
 
     /// Joins the default channels, then handles queued events until the socket goes away.
@@ -91,20 +84,20 @@ impl SioSession {
         let _permit = permit;
         // The same token bucket as the native protocol: a client over its limit is refused
         // with `rate_limited`; one that keeps going is disconnected (4008).
-        let max_limited_streak = (self.node.config.limits.client_messages_per_minute / 2).max(1);
+        let max_limited_streak =
+            (self.conn.node.config.limits.client_messages_per_minute / 2).max(1);
         let mut limited_streak = 0u32;
-        let mut defaults: Vec<String> = BROADCAST_CHANNELS.iter().map(|c| c.to_string()).collect();
-        defaults.push(format!("conn:{}", self.conn_id()));
-        if let Some(user) = &self.identity.user {
-            defaults.push(format!("user:{user}"));
-        }
-        for name in defaults {
-            // A user id that is not a valid channel suffix simply has no personal channel.
-            if let Ok(channel) = ChannelName::parse(&name)
-                && self
-                    .node
-                    .policy
-                    .can_read(&self.identity, self.handle.id(), &channel)
+        let mut defaults: Vec<ChannelName> = BROADCAST_CHANNELS
+            .iter()
+            .filter_map(|c| ChannelName::parse(c).ok())
+            .collect();
+        defaults.extend(self.conn.personal_channels());
+        for channel in defaults {
+            if self
+                .conn
+                .node
+                .policy
+                .can_read(&self.conn.identity, self.conn.id(), &channel)
             {
                 // A position from the handshake resumes the channel; the client learns the
                 // outcome from a `subscribed` event written before the missed publications.
@@ -126,24 +119,24 @@ impl SioSession {
             }
         }
         // Handshake tokens cannot be refreshed on an open socket: it ends when its token does.
-        let expiry = token_deadline(self.identity.expires_at);
+        let expiry = token_deadline(self.conn.identity.expires_at);
         loop {
             tokio::select! {
                 biased;
-                _ = self.handle.closed() => break,
+                _ = self.conn.handle.closed() => break,
                 () = sleep_until_some(expiry) => {
                     tracing::info!("token expired; disconnecting");
-                    self.handle.close(CloseCode::TokenExpired);
+                    self.conn.handle.close(CloseCode::TokenExpired);
                     break;
                 }
                 incoming = inbox.recv() => match incoming {
                     Some(incoming) => {
-                        let key = client_key(self.identity.user.as_deref(), peer_ip);
-                        if let Decision::Limited { .. } = self.node.client_limiter.check(&key) {
+                        let key = client_key(self.conn.identity.user.as_deref(), peer_ip);
+                        if let Decision::Limited { .. } = self.conn.node.client_limiter.check(&key) {
                             limited_streak += 1;
                             if limited_streak > max_limited_streak {
                                 tracing::info!("rate limit exceeded repeatedly");
-                                self.handle.close(CloseCode::RateLimited);
+                                self.conn.handle.close(CloseCode::RateLimited);
                                 break;
                             }
                             let refusal = Refusal {
@@ -160,7 +153,6 @@ impl SioSession {
                 },
             }
         }
-        self.cleanup();
         tracing::debug!("socket.io session ended");
     }
 
@@ -187,7 +179,7 @@ impl SioSession {
             }
             Command::Ack { channel, offset } => self.ack(&channel, offset).await,
             Command::Unsubscribe(channel) => {
-                if self.subscriptions.contains(&channel) {
+                if self.conn.subscriptions.contains(&channel) {
                     self.leave(&channel).await;
                     Ok(json!({"ok": true, "channel": channel.as_str()}))
                 } else {
@@ -225,14 +217,17 @@ impl SioSession {
             json!({"event": event, "code": refusal.code.as_str(), "message": refusal.message});
         if let Ok(raw) = serde_json::value::to_raw_value(&data) {
             let frame = encode_event_args("error", &raw);
-            self.handle.send(Outbound::Frame(Bytes::from(frame))).await;
+            self.conn
+                .handle
+                .send(Outbound::Frame(Bytes::from(frame)))
+                .await;
         }
     }
 
     fn forbidden(&self) -> Refusal {
         Refusal {
             code: ErrorCode::Forbidden,
-            message: if self.identity.is_authenticated() {
+            message: if self.conn.identity.is_authenticated() {
                 "Your token does not allow this channel".into()
             } else {
                 "Authentication required for this channel".into()
@@ -241,13 +236,21 @@ impl SioSession {
     }
 
     fn may_read(&self, channel: &ChannelName) -> bool {
-        self.node
+        self.conn
+            .node
             .policy
-            .can_read(&self.identity, self.handle.id(), channel)
+            .can_read(&self.conn.identity, self.conn.handle.id(), channel)
     }
 
     fn check_subscription_room(&self) -> Result<(), Refusal> {
-        if self.subscriptions.len() >= self.node.config.limits.max_subscriptions_per_connection {
+        if self.conn.subscriptions.len()
+            >= self
+                .conn
+                .node
+                .config
+                .limits
+                .max_subscriptions_per_connection
+        {
             return Err(Refusal::bad("Too many subscriptions on this connection"));
         }
         Ok(())
@@ -257,12 +260,12 @@ impl SioSession {
         if !self.may_read(&room) {
             return Err(self.forbidden());
         }
-        if !self.subscriptions.contains(&room) {
+        if !self.conn.subscriptions.contains(&room) {
             self.check_subscription_room()?;
             if !self.subscribe_channel(room.clone(), None, |_| None).await {
                 return Err(Refusal::bad("Could not join the room; retry"));
             }
-            if let Err(e) = chat::user_joined(&self.node, &room, self.handle.id()).await {
+            if let Err(e) = chat::user_joined(&self.conn.node, &room, self.conn.handle.id()).await {
                 tracing::warn!(channel = %room, error = %e, "user-joined not delivered");
             }
         }
@@ -274,11 +277,12 @@ impl SioSession {
             return Err(self.forbidden());
         }
         let sender = self
+            .conn
             .identity
             .user
             .clone()
             .unwrap_or_else(|| self.conn_id().to_owned());
-        match chat::post_room_message(&self.node, room, raw, &sender).await {
+        match chat::post_room_message(&self.conn.node, room, raw, &sender).await {
             Ok(posted) => Ok(json!({"ok": true, "id": posted.id, "offset": posted.offset})),
             Err(RoomError::Invalid(e)) => Err(Refusal::bad(e.to_string())),
             Err(e @ (RoomError::Broker(_) | RoomError::Publish(_))) => {
@@ -290,8 +294,14 @@ impl SioSession {
 
     /// `ack`: the socket's own inbox (`user:<sub>`) is delivered up to `offset`.
     async fn ack(&mut self, channel: &ChannelName, offset: u64) -> Result<Value, Refusal> {
-        let own = self.identity.user.as_deref().map(|u| format!("user:{u}"));
+        let own = self
+            .conn
+            .identity
+            .user
+            .as_deref()
+            .map(|u| format!("user:{u}"));
         let Some(user) = self
+            .conn
             .identity
             .user
             .clone()
@@ -302,7 +312,7 @@ impl SioSession {
                 message: "Only your own user channel can be acknowledged".into(),
             });
         };
-        match self.node.ack_inbox(&user, offset).await {
+        match self.conn.node.ack_inbox(&user, offset).await {
             Ok(_) => Ok(json!({"ok": true, "channel": channel.as_str(), "offset": offset})),
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "inbox ack failed");
@@ -315,7 +325,7 @@ impl SioSession {
         if !self.may_read(room) {
             return Err(self.forbidden());
         }
-        match chat::user_typing(&self.node, room, self.handle.id()).await {
+        match chat::user_typing(&self.conn.node, room, self.conn.handle.id()).await {
             Ok(()) => Ok(json!({"ok": true})),
             Err(e) => {
                 tracing::warn!(channel = %room, error = %e, "typing not delivered");
@@ -336,8 +346,8 @@ impl SioSession {
         if !self.may_read(&channel) {
             return Err((self.forbidden(), ack));
         }
-        if self.subscriptions.contains(&channel) {
-            return match self.node.recover(&channel, None).await {
+        if self.conn.subscriptions.contains(&channel) {
+            return match self.conn.node.recover(&channel, None).await {
                 Ok(r) => {
                     if let Some(ack) = ack {
                         let _ = ack.send(&SubscribedAck {
@@ -398,19 +408,26 @@ impl SioSession {
         since: Option<StreamPosition>,
         before_catch_up: impl FnOnce(Option<&Recovery>) -> Option<Bytes>,
     ) -> bool {
-        self.handle
+        self.conn
+            .handle
             .send(Outbound::BeginSubscribe {
                 channel: channel.clone(),
             })
             .await;
-        match self.node.join(&channel, &self.handle, since.as_ref()).await {
+        match self
+            .conn
+            .node
+            .join(&channel, &self.conn.handle, since.as_ref())
+            .await
+        {
             Ok(Joined {
                 recovery,
                 after,
                 catch_up,
             }) => {
                 let reply = before_catch_up(Some(&recovery));
-                self.handle
+                self.conn
+                    .handle
                     .send(Outbound::CompleteSubscribe {
                         channel: channel.clone(),
                         reply,
@@ -420,13 +437,14 @@ impl SioSession {
                     })
                     .await;
                 tracing::debug!(channel = %channel, recovered = recovery.recovered, "subscribed");
-                self.subscriptions.insert(channel);
+                self.conn.subscriptions.insert(channel);
                 true
             }
             Err(e) => {
                 tracing::warn!(channel = %channel, error = %e, "subscribe failed");
                 let _ = before_catch_up(None);
-                self.handle
+                self.conn
+                    .handle
                     .send(Outbound::CompleteSubscribe {
                         channel,
                         reply: None,
@@ -441,28 +459,16 @@ impl SioSession {
     }
 
     async fn leave(&mut self, channel: &ChannelName) {
-        if !self.subscriptions.remove(channel) {
+        if !self.conn.leave(channel) {
             return;
         }
-        self.node.leave(channel, &self.handle);
         // An empty reply: the writer has nothing to emit, the gate forgets the channel.
-        self.handle
+        self.conn
+            .handle
             .send(Outbound::Unsubscribed {
                 channel: channel.clone(),
                 reply: Bytes::new(),
             })
             .await;
-    }
-
-    fn cleanup(&mut self) {
-        for channel in self.subscriptions.drain() {
-            self.node.leave(&channel, &self.handle);
-        }
-    }
-}
-
-impl Drop for SioSession {
-    fn drop(&mut self) {
-        self.cleanup();
     }
 }
