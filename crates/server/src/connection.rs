@@ -5,11 +5,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use switchboard_core::auth::Identity;
+use switchboard_core::broker::Recovery;
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::ConnectionHandle;
+use switchboard_core::hub::{ConnectionHandle, Outbound};
+use switchboard_core::publication::StreamPosition;
 
-use crate::node::Node;
+use crate::node::{Joined, Node};
 
 /// One connection's identity and subscriptions, shared by the native and Socket.IO sessions.
 pub struct Connection {
@@ -59,6 +62,58 @@ impl Connection {
             .iter()
             .filter_map(|n| ChannelName::parse(n).ok())
             .collect()
+    }
+
+    /// Joins `channel` through the connection's ordered queue: `BeginSubscribe`, then
+    /// [`Node::join`] (subscribe first, then read the catch-up), then `CompleteSubscribe` with
+    /// the frame `reply` builds — written before any missed publication — or, when the join
+    /// failed, `reply(None)` and a failed completion. Returns whether the channel was joined.
+    pub async fn subscribe(
+        &mut self,
+        channel: ChannelName,
+        since: Option<&StreamPosition>,
+        reply: impl FnOnce(Option<&Recovery>) -> Option<Bytes>,
+    ) -> bool {
+        self.handle
+            .send(Outbound::BeginSubscribe {
+                channel: channel.clone(),
+            })
+            .await;
+        match self.node.join(&channel, &self.handle, since).await {
+            Ok(Joined {
+                recovery,
+                after,
+                catch_up,
+            }) => {
+                let reply = reply(Some(&recovery));
+                self.handle
+                    .send(Outbound::CompleteSubscribe {
+                        channel: channel.clone(),
+                        reply,
+                        after,
+                        catch_up,
+                        ok: true,
+                    })
+                    .await;
+                tracing::debug!(conn = %self.id(), channel = %channel, recovered = recovery.recovered, "subscribed");
+                self.subscriptions.insert(channel);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(conn = %self.id(), channel = %channel, error = %e, "subscribe failed");
+                let reply = reply(None);
+                self.handle
+                    .send(Outbound::CompleteSubscribe {
+                        channel,
+                        reply,
+                        after: 0,
+                        catch_up: Vec::new(),
+                        ok: false,
+                    })
+                    .await;
+                false
+            }
+        }
     }
 
     /// Leaves `channel` (with a `user_left` notice where enabled). False if it was not joined.

@@ -21,7 +21,7 @@ use switchboard_core::publication::{PublicationData, StreamPosition};
 
 use crate::apps::chat::{LobbyChatDto, clean_message};
 use crate::connection::Connection;
-use crate::node::{Joined, Node};
+use crate::node::Node;
 
 /// Event names only the server may publish; a client `publish` using one is refused, so no
 /// client can forge a mission update or a chat line with someone else's name.
@@ -347,70 +347,28 @@ impl Session {
         since: Option<StreamPosition>,
         reply: Option<Option<&Value>>,
     ) -> bool {
+        let name = channel.clone();
         self.conn
-            .handle
-            .send(Outbound::BeginSubscribe {
-                channel: channel.clone(),
-            })
-            .await;
-        match self
-            .conn
-            .node
-            .join(&channel, &self.conn.handle, since.as_ref())
-            .await
-        {
-            Ok(Joined {
-                recovery,
-                after,
-                catch_up,
-            }) => {
-                let reply = reply.map(|r#ref| {
-                    Bytes::from(encode_reply(
+            .subscribe(channel, since.as_ref(), |recovery| {
+                let r#ref = reply?;
+                Some(Bytes::from(match recovery {
+                    Some(recovery) => encode_reply(
                         &ServerMessage::Subscribed {
-                            channel: channel.as_str(),
+                            channel: name.as_str(),
                             offset: recovery.position.offset,
                             epoch: &recovery.position.epoch,
                             recovered: recovery.recovered,
                         },
                         r#ref,
-                    ))
-                });
-                self.conn
-                    .handle
-                    .send(Outbound::CompleteSubscribe {
-                        channel: channel.clone(),
-                        reply,
-                        after,
-                        catch_up,
-                        ok: true,
-                    })
-                    .await;
-                tracing::debug!(conn = %self.conn_id(), channel = %channel, recovered = recovery.recovered, "subscribed");
-                self.conn.subscriptions.insert(channel);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(conn = %self.conn_id(), channel = %channel, error = %e, "subscribe failed");
-                let reply = reply.map(|r#ref| {
-                    Bytes::from(encode_error(
+                    ),
+                    None => encode_error(
                         ErrorCode::BadRequest,
                         "Subscription temporarily unavailable; retry",
                         r#ref,
-                    ))
-                });
-                self.conn
-                    .handle
-                    .send(Outbound::CompleteSubscribe {
-                        channel,
-                        reply,
-                        after: 0,
-                        catch_up: Vec::new(),
-                        ok: false,
-                    })
-                    .await;
-                false
-            }
-        }
+                    ),
+                }))
+            })
+            .await
     }
 
     async fn unsubscribe(&mut self, name: &str, r#ref: Option<&Value>) {

@@ -28,7 +28,7 @@ use super::commands::{Command, Refusal, decode};
 use crate::apps::chat::{self, RoomError};
 use crate::conn_limit::ConnectionPermit;
 use crate::connection::Connection;
-use crate::node::{Joined, Node};
+use crate::node::Node;
 use crate::rate_limit::{Decision, client_key};
 use crate::transports::expiry::{sleep_until_some, token_deadline};
 
@@ -409,53 +409,8 @@ impl SioSession {
         before_catch_up: impl FnOnce(Option<&Recovery>) -> Option<Bytes>,
     ) -> bool {
         self.conn
-            .handle
-            .send(Outbound::BeginSubscribe {
-                channel: channel.clone(),
-            })
-            .await;
-        match self
-            .conn
-            .node
-            .join(&channel, &self.conn.handle, since.as_ref())
+            .subscribe(channel, since.as_ref(), before_catch_up)
             .await
-        {
-            Ok(Joined {
-                recovery,
-                after,
-                catch_up,
-            }) => {
-                let reply = before_catch_up(Some(&recovery));
-                self.conn
-                    .handle
-                    .send(Outbound::CompleteSubscribe {
-                        channel: channel.clone(),
-                        reply,
-                        after,
-                        catch_up,
-                        ok: true,
-                    })
-                    .await;
-                tracing::debug!(channel = %channel, recovered = recovery.recovered, "subscribed");
-                self.conn.subscriptions.insert(channel);
-                true
-            }
-            Err(e) => {
-                tracing::warn!(channel = %channel, error = %e, "subscribe failed");
-                let _ = before_catch_up(None);
-                self.conn
-                    .handle
-                    .send(Outbound::CompleteSubscribe {
-                        channel,
-                        reply: None,
-                        after: 0,
-                        catch_up: Vec::new(),
-                        ok: false,
-                    })
-                    .await;
-                false
-            }
-        }
     }
 
     async fn leave(&mut self, channel: &ChannelName) {
