@@ -40,6 +40,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[inbox]`.
     pub inbox: InboxConfig,
+    /// `[tls]`: serve `https://` and `wss://` directly.
+    pub tls: TlsConfig,
     /// `[sse]`: Server-Sent Events at `/events`.
     pub sse: SseConfig,
     /// `[namespaces.<name>]`: per-namespace settings; see [`NamespaceConfig`].
@@ -153,6 +155,15 @@ pub struct AlertRule {
     pub above: f64,
     /// Severity label.
     pub severity: String,
+}
+
+/// `[tls]`: both set, the server speaks TLS (rustls); both unset, plain HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
 }
 
 /// `[inbox]`: the durable `user:<sub>` channels.
@@ -269,6 +280,7 @@ impl Default for Config {
             },
             shutdown: ShutdownConfig { grace_ms: 10_000 },
             inbox: InboxConfig { ttl_secs: 86_400 },
+            tls: TlsConfig::default(),
             sse: SseConfig {
                 heartbeat_ms: 15_000,
                 retry_ms: 3_000,
@@ -443,6 +455,22 @@ impl Config {
         if self.limits.outbound_queue < 16 {
             return Err(invalid("limits.outbound_queue", "must be at least 16"));
         }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(cert), Some(key)) => {
+                // Loaded here so a bad file stops start-up with the key named.
+                crate::tls::acceptor(cert, key).map_err(|e| ConfigError::Invalid {
+                    key: "tls",
+                    message: e.to_string(),
+                })?;
+            }
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(invalid("tls.key", "must be set together with tls.cert"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("tls.cert", "must be set together with tls.key"));
+            }
+        }
         if self.inbox.ttl_secs == 0 {
             return Err(invalid("inbox.ttl_secs", "must be at least 1"));
         }
@@ -482,6 +510,11 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Whether the server speaks TLS.
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.cert.is_some() && self.tls.key.is_some()
     }
 
     /// Settings of `namespace` (defaults for unknown ones: no history, no client publish).

@@ -23,6 +23,7 @@ pub mod inbox;
 pub mod node;
 pub mod rate_limit;
 pub mod session;
+pub mod tls;
 pub mod transports;
 
 use std::future::Future;
@@ -55,6 +56,9 @@ pub enum ServeError {
     /// start: the node reports not ready until it connects).
     #[error("broker: {0}")]
     Broker(#[from] BrokerError),
+    /// The TLS certificate or key could not be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     /// The HTTP server failed.
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
@@ -108,6 +112,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let verifier = verifier_for(&config)?;
+    let tls = match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        _ => None,
+    };
     let config = Arc::new(config);
     let store = switchboard_store::open(&config.store.url).await?;
     let hub = Arc::new(Hub::default());
@@ -155,25 +163,31 @@ pub async fn serve(
         std::future::pending::<()>().await;
     });
 
-    let app = http::router(Arc::clone(&node));
+    let app = http::router(Arc::clone(&node)).into_make_service_with_connect_info::<SocketAddr>();
     let mut graceful = stop_rx.clone();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let graceful = async move {
         let _ = graceful.wait_for(|stop| *stop).await;
-    });
+    };
     let grace = Duration::from_millis(config.shutdown.grace_ms);
-    let mut deadline = stop_rx;
-    let result = tokio::select! {
-        r = server => r.map_err(ServeError::from),
-        () = async move {
-            let _ = deadline.wait_for(|stop| *stop).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("shutdown grace period over; closing remaining connections");
-            Ok(())
+    let result = match tls {
+        Some(acceptor) => {
+            use axum::serve::ListenerExt;
+            // `tap_io` keeps `ConnectInfo<SocketAddr>` working for a listener of our own.
+            let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+            within_grace(
+                axum::serve(listener, app).with_graceful_shutdown(graceful),
+                stop_rx,
+                grace,
+            )
+            .await
+        }
+        None => {
+            within_grace(
+                axum::serve(listener, app).with_graceful_shutdown(graceful),
+                stop_rx,
+                grace,
+            )
+            .await
         }
     };
     sweeper.abort();
@@ -183,4 +197,23 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     result
+}
+
+/// Runs the HTTP server until it finishes its graceful shutdown, or until `grace` has passed
+/// since shutdown began, whichever is first.
+async fn within_grace(
+    server: impl std::future::IntoFuture<Output = std::io::Result<()>>,
+    mut stop: watch::Receiver<bool>,
+    grace: Duration,
+) -> Result<(), ServeError> {
+    tokio::select! {
+        r = server.into_future() => r.map_err(ServeError::from),
+        () = async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!("shutdown grace period over; closing remaining connections");
+            Ok(())
+        }
+    }
 }

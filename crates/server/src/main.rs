@@ -87,9 +87,14 @@ async fn serve(config: &mut Config) -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(config.listen);
-    println!("Switchboard is listening on http://{addr}/");
-    println!("  dashboard:  http://{addr}/");
-    println!("  websocket:  ws://{addr}/ws");
+    let (http, ws) = if config.tls_enabled() {
+        ("https", "wss")
+    } else {
+        ("http", "ws")
+    };
+    println!("Switchboard is listening on {http}://{addr}/");
+    println!("  dashboard:  {http}://{addr}/");
+    println!("  websocket:  {ws}://{addr}/ws");
     if generated {
         let day = Duration::from_secs(86_400);
         let demo = [
