@@ -27,8 +27,17 @@ pub const FIGURES: &[(&str, &str, bool)] = &[
     ("put_errors", "PUT errors", true),
 ];
 
-/// The server the ratios are taken against.
-pub const BASELINE: &str = "switchboard";
+/// Servers whose names start with this are baselines; every other server is a peer.
+pub const BASELINE_PREFIX: &str = "switchboard";
+
+/// Ratios compare like with like: a Socket.IO peer against Switchboard's Socket.IO run, any
+/// other peer against Switchboard's native WebSocket run.
+fn is_socketio(runs: &[Value]) -> bool {
+    runs.first()
+        .and_then(|v| v.get("protocol"))
+        .and_then(Value::as_str)
+        == Some("socketio")
+}
 
 fn fmt_num(x: f64) -> String {
     if x.abs() >= 100.0 {
@@ -74,15 +83,33 @@ pub fn render(lines: &str) -> String {
         let cols: Vec<&String> = order.iter().filter(|s| servers.contains_key(*s)).collect();
         let rounds = servers.values().map(Vec::len).max().unwrap_or(0);
         let _ = writeln!(out, "### {scenario} ({rounds} rounds; median [min–max])\n");
-        let peers: Vec<&&String> = cols.iter().filter(|s| s.as_str() != BASELINE).collect();
+        let baselines: Vec<&String> = cols
+            .iter()
+            .copied()
+            .filter(|s| s.starts_with(BASELINE_PREFIX))
+            .collect();
+        // (peer, its baseline)
+        let peers: Vec<(&String, &String)> = cols
+            .iter()
+            .copied()
+            .filter(|s| !s.starts_with(BASELINE_PREFIX))
+            .filter_map(|p| {
+                let sio = is_socketio(&servers[p]);
+                let base = baselines
+                    .iter()
+                    .copied()
+                    .find(|b| is_socketio(&servers[*b]) == sio)?;
+                Some((p, base))
+            })
+            .collect();
         let mut header = String::from("| figure |");
         let mut rule = String::from("|---|");
         for c in &cols {
             let _ = write!(header, " {c} |");
             rule.push_str("---|");
         }
-        for p in &peers {
-            let _ = write!(header, " {p} ÷ {BASELINE} |");
+        for (p, b) in &peers {
+            let _ = write!(header, " {p} ÷ {b} |");
             rule.push_str("---|");
         }
         let _ = writeln!(out, "{header}\n{rule}");
@@ -102,8 +129,8 @@ pub fn render(lines: &str) -> String {
                     None => row.push_str(" – |"),
                 }
             }
-            for p in &peers {
-                match (medians.get(p.as_str()), medians.get(BASELINE)) {
+            for (p, b) in &peers {
+                match (medians.get(p.as_str()), medians.get(b.as_str())) {
                     (Some(pm), Some(bm)) if *bm != 0.0 => {
                         let _ = write!(row, " {:.2}× |", pm / bm);
                     }
@@ -124,23 +151,25 @@ mod tests {
     #[test]
     fn table_with_median_spread_and_ratio() {
         let lines = [
-            r#"{"server":"switchboard","scenario":"s","server_cpu_us_per_delivery":2.0}"#,
-            r#"{"server":"peer","scenario":"s","server_cpu_us_per_delivery":8.0}"#,
-            r#"{"server":"switchboard","scenario":"s","server_cpu_us_per_delivery":4.0}"#,
-            r#"{"server":"peer","scenario":"s","server_cpu_us_per_delivery":12.0}"#,
+            r#"{"server":"switchboard","protocol":"native","scenario":"s","server_cpu_us_per_delivery":2.0}"#,
+            r#"{"server":"peer","protocol":"ws","scenario":"s","server_cpu_us_per_delivery":8.0}"#,
+            r#"{"server":"switchboard","protocol":"native","scenario":"s","server_cpu_us_per_delivery":4.0}"#,
+            r#"{"server":"peer","protocol":"ws","scenario":"s","server_cpu_us_per_delivery":12.0}"#,
+            r#"{"server":"switchboard-sio","protocol":"socketio","scenario":"s","server_cpu_us_per_delivery":5.0}"#,
+            r#"{"server":"sio-peer","protocol":"socketio","scenario":"s","server_cpu_us_per_delivery":10.0}"#,
             "not json",
         ]
         .join("\n");
         let md = render(&lines);
         assert!(md.contains("### s (2 rounds; median [min–max])"), "{md}");
         assert!(
-            md.contains("| figure | switchboard | peer | peer ÷ switchboard |"),
+            md.contains("| figure | switchboard | peer | switchboard-sio | sio-peer | peer ÷ switchboard | sio-peer ÷ switchboard-sio |"),
             "{md}"
         );
         assert!(
-            md.contains("| server CPU µs/delivery | 3.00 [2.00–4.00] | 10.0 [8.00–12.0] | 3.33× |"),
+            md.contains("| server CPU µs/delivery | 3.00 [2.00–4.00] | 10.0 [8.00–12.0] | 5.00 [5.00–5.00] | 10.0 [10.0–10.0] | 3.33× | 2.00× |"),
             "{md}"
         );
-        assert!(md.contains("| lost | – | – | – |"), "{md}");
+        assert!(md.contains("| lost | – | – | – | – | – | – |"), "{md}");
     }
 }
