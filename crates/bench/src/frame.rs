@@ -1,0 +1,158 @@
+//! Sans-IO parsing of the frames the load generator receives.
+//!
+//! The generator must stay cheap on a 2-core machine where it competes with the server, so it
+//! never parses a whole delivery as JSON: it recognises the few frame shapes it cares about by
+//! prefix or substring and pulls the send stamp out of the `location` field. Every shape here is
+//! tested byte for byte below.
+
+/// Prefix of the stamp the publisher writes into `location`: `t:<unix_micros>`.
+pub const STAMP_PREFIX: &str = "t:";
+
+/// The `location` value that carries a send time (≤ 200 characters, as the server requires).
+pub fn stamp_location(unix_micros: u64) -> String {
+    format!("{STAMP_PREFIX}{unix_micros}")
+}
+
+/// The send stamp in a delivery, if it carries one: the digits of `"location":"t:<digits>"`.
+///
+/// Works on native, plain-`ws` and Socket.IO frames alike because all of them put the DTO's
+/// `location` as compact JSON (serde_json and `JSON.stringify` both write no spaces).
+pub fn extract_stamp(text: &str) -> Option<u64> {
+    const KEY: &str = "\"location\":\"t:";
+    let start = text.find(KEY)? + KEY.len();
+    let rest = &text[start..];
+    let end = rest.find('"')?;
+    let digits = &rest[..end];
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Whether a native (or plain `ws`) frame is a `mission-update` delivery.
+pub fn is_native_mission_update(text: &str) -> bool {
+    text.contains("\"type\":\"mission-update\"")
+}
+
+/// Whether a native frame is the `subscribed` reply that makes a connection ready.
+pub fn is_native_subscribed(text: &str) -> bool {
+    text.contains("\"type\":\"subscribed\"")
+}
+
+/// The native subscribe message every native and plain-`ws` connection sends.
+pub const NATIVE_SUBSCRIBE: &str = r#"{"type":"subscribe","channel":"missions"}"#;
+
+/// What an Engine.IO v4 / Socket.IO v5 text frame on the websocket transport means to the bench.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SioFrame<'a> {
+    /// `0{…}`: the Engine.IO open packet; answer with [`SIO_CONNECT`].
+    Open,
+    /// `40…`: the Socket.IO connect ack for the main namespace; the connection is ready.
+    Connected,
+    /// `44…`: the server refused the namespace connect.
+    ConnectError,
+    /// `2`: an Engine.IO ping; answer with [`SIO_PONG`].
+    Ping,
+    /// `42…`: an event; the payload is the JSON array after the packet type.
+    Event(&'a str),
+    /// Anything else (noop, close, other Socket.IO packets).
+    Other,
+}
+
+/// Socket.IO connect to the main namespace.
+pub const SIO_CONNECT: &str = "40";
+/// Engine.IO pong.
+pub const SIO_PONG: &str = "3";
+
+/// Classifies a Socket.IO websocket-transport text frame.
+pub fn classify_sio(text: &str) -> SioFrame<'_> {
+    let b = text.as_bytes();
+    match b.first() {
+        Some(b'0') => SioFrame::Open,
+        Some(b'2') if b.len() == 1 => SioFrame::Ping,
+        Some(b'4') => match b.get(1) {
+            Some(b'0') => SioFrame::Connected,
+            Some(b'4') => SioFrame::ConnectError,
+            Some(b'2') => SioFrame::Event(&text[2..]),
+            _ => SioFrame::Other,
+        },
+        _ => SioFrame::Other,
+    }
+}
+
+/// Whether a Socket.IO event payload (`["name",…]`) is a `mission-update`.
+pub fn is_sio_mission_update(payload: &str) -> bool {
+    payload.starts_with("[\"mission-update\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_roundtrip_in_native_delivery() {
+        let loc = stamp_location(1_795_394_483_321_123);
+        assert_eq!(loc, "t:1795394483321123");
+        let frame = format!(
+            r#"{{"type":"mission-update","channel":"missions","offset":13,"epoch":"k3j9x0aa","timestamp":1795394483321,"data":{{"id":1,"codename":"Nightingale","status":"active","location":"{loc}"}}}}"#
+        );
+        assert!(is_native_mission_update(&frame));
+        assert_eq!(extract_stamp(&frame), Some(1_795_394_483_321_123));
+    }
+
+    #[test]
+    fn stamp_absent_or_malformed() {
+        assert_eq!(extract_stamp(r#"{"location":"Berlin"}"#), None);
+        assert_eq!(extract_stamp(r#"{"location":"t:"}"#), None);
+        assert_eq!(extract_stamp(r#"{"location":"t:12x"}"#), None);
+        assert_eq!(extract_stamp(r#"{"location":"t:123"#), None);
+        assert_eq!(
+            extract_stamp(r#"{"location":"t:99999999999999999999999"}"#),
+            None
+        );
+        assert_eq!(extract_stamp(r#"{"location":"t:42"}"#), Some(42));
+    }
+
+    #[test]
+    fn native_control_frames() {
+        let sub = r#"{"type":"subscribed","channel":"missions","offset":0,"epoch":"k3","recovered":false}"#;
+        assert!(is_native_subscribed(sub));
+        assert!(!is_native_mission_update(sub));
+        let welcome = r#"{"type":"welcome","message":"Connected","connectionId":"x","protocol":1}"#;
+        assert!(!is_native_subscribed(welcome));
+        assert!(is_native_mission_update(
+            r#"{"type":"mission-update","data":{}}"#
+        ));
+    }
+
+    #[test]
+    fn sio_frames() {
+        assert_eq!(
+            classify_sio(r#"0{"sid":"a","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#),
+            SioFrame::Open
+        );
+        assert_eq!(classify_sio(r#"40{"sid":"b"}"#), SioFrame::Connected);
+        assert_eq!(classify_sio("40"), SioFrame::Connected);
+        assert_eq!(
+            classify_sio(r#"44{"message":"no"}"#),
+            SioFrame::ConnectError
+        );
+        assert_eq!(classify_sio("2"), SioFrame::Ping);
+        assert_eq!(classify_sio("2probe"), SioFrame::Other);
+        assert_eq!(classify_sio("1"), SioFrame::Other);
+        assert_eq!(classify_sio(""), SioFrame::Other);
+        let ev =
+            r#"42["mission-update",{"id":1,"location":"t:7"},{"channel":"missions","offset":3}]"#;
+        match classify_sio(ev) {
+            SioFrame::Event(p) => {
+                assert!(is_sio_mission_update(p));
+                assert_eq!(extract_stamp(p), Some(7));
+            }
+            other => panic!("expected an event, got {other:?}"),
+        }
+        match classify_sio(r#"42["socket-id","abc"]"#) {
+            SioFrame::Event(p) => assert!(!is_sio_mission_update(p)),
+            other => panic!("expected an event, got {other:?}"),
+        }
+    }
+}

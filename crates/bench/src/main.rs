@@ -1,0 +1,127 @@
+//! `switchboard-bench`: the load generator that compares Switchboard with its peers, the
+//! minimal reference server, and the report that turns rounds into a table.
+//! See bench/README.md for what each figure means and how `bench/run` drives it.
+
+mod frame;
+mod http;
+mod load;
+mod minimal;
+mod procfs;
+mod report;
+mod stats;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard-bench",
+    about = "Switchboard load generator (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// One measured run; prints a JSON line on stdout and a summary on stderr.
+    Run(load::RunArgs),
+    /// The minimal tokio-tungstenite broadcaster (`/ws` and `PUT /missions/1` on one port).
+    Minimal {
+        #[arg(long, default_value = "127.0.0.1:3103")]
+        listen: String,
+    },
+    /// Renders JSON lines (a file) as the Markdown tables of a results page.
+    Report { jsonl: std::path::PathBuf },
+}
+
+/// Refuses anything but loopback: this tool only ever loads servers on this machine.
+fn is_loopback(addr: &str) -> bool {
+    addr.starts_with("127.") || addr.starts_with("localhost:") || addr.starts_with("[::1]:")
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Run(args) => {
+            if !is_loopback(&args.addr) {
+                eprintln!("refusing {}: loopback addresses only", args.addr);
+                return ExitCode::from(2);
+            }
+            let line = rt.block_on(load::run(args));
+            println!("{line}");
+            eprintln!(
+                "{} {} n={} connected={} rate={}/s: delivered {}/{} lost {} dup {}; \
+                 latency p50 {} p99 {} max {} ms; setup p50 {} p99 {} ms; CPU {} µs/delivery; {} KiB/conn",
+                line["server"],
+                line["scenario"],
+                line["connections"],
+                line["connected"],
+                line["rate"],
+                line["delivered"],
+                line["expected"],
+                line["lost"],
+                line["duplicates"],
+                line["latency_p50_ms"],
+                line["latency_p99_ms"],
+                line["latency_max_ms"],
+                line["setup_p50_ms"],
+                line["setup_p99_ms"],
+                line["server_cpu_us_per_delivery"],
+                line["mem_per_conn_kib"],
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Minimal { listen } => {
+            if !is_loopback(&listen) {
+                eprintln!("refusing {listen}: loopback addresses only");
+                return ExitCode::from(2);
+            }
+            let r = rt.block_on(async {
+                let l = tokio::net::TcpListener::bind(&listen).await?;
+                eprintln!("minimal listening on {}", l.local_addr()?);
+                minimal::serve(l).await
+            });
+            match r {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("minimal: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Report { jsonl } => match std::fs::read_to_string(&jsonl) {
+            Ok(text) => {
+                print!("{}", report::render(&text));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", jsonl.display());
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_only() {
+        assert!(super::is_loopback("127.0.0.1:3000"));
+        assert!(super::is_loopback("[::1]:80"));
+        assert!(!super::is_loopback("10.0.0.1:3000"));
+        assert!(!super::is_loopback("example.com:80"));
+    }
+}
