@@ -33,6 +33,8 @@ use crate::transports::expiry::{sleep_until_some, token_deadline};
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
 const MAX_INVALID_STREAK: u32 = 10;
+/// Initial read buffer per native WebSocket connection.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 /// How long the writer may spend flushing queued replies before a close frame.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -78,6 +80,10 @@ pub async fn handler(
     let hard_cap = max.saturating_mul(2).max(max + 64 * 1024);
     ws.max_message_size(hard_cap)
         .max_frame_size(hard_cap)
+        // tungstenite preallocates its read buffer per connection (128 KiB by default, which
+        // made an idle native connection cost ~143 KiB, bench/results/2026-11-23.md). 4 KiB
+        // holds a typical client message; bigger ones grow the buffer on demand.
+        .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| run(node, socket, identity, token_given, permit, peer.ip()))
 }
 
