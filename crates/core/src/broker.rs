@@ -68,21 +68,13 @@ pub trait Broker: Send + Sync + 'static {
     /// `except` (the one that caused it, for "to the others" notices such as typing
     /// indicators). It takes no offset and is never stored, so it cannot be recovered and does
     /// not open a gap in the channel's history; it carries the channel's current position.
-    ///
-    /// The default refuses, so a broker that has not implemented it fails loudly instead of
-    /// dropping the notice silently.
     async fn publish_transient(
         &self,
         channel: &ChannelName,
         event: &str,
         data: PublicationData,
         except: Option<&str>,
-    ) -> Result<(), BrokerError> {
-        let _ = (channel, event, data, except);
-        Err(BrokerError::Unavailable(
-            "this broker does not support transient publications".into(),
-        ))
-    }
+    ) -> Result<(), BrokerError>;
 
     /// The channel's position and, when `since` is given, what was published after it.
     async fn recover(

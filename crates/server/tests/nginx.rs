@@ -19,7 +19,7 @@ use std::time::Duration;
 use common::feeds::Sse;
 use common::{TestServer, Ws, hq, put_mission};
 use serde_json::{Value, json};
-use services::{REDIS_URL, Services, services_or_skip};
+use services::{Services, services_or_skip};
 
 fn required() -> bool {
     std::env::var("SWITCHBOARD_REQUIRE_SERVICES").is_ok_and(|v| v == "1")
@@ -151,15 +151,7 @@ impl Drop for Nginx {
 async fn nodes(s: &Services) -> (TestServer, TestServer) {
     let mut out = Vec::new();
     for _ in 0..2 {
-        let (store, prefix) = (s.store_url(), s.prefix.clone());
-        out.push(
-            TestServer::start_with(move |c| {
-                c.store.url = store;
-                c.broker.url = REDIS_URL.to_owned();
-                c.broker.prefix = prefix;
-            })
-            .await,
-        );
+        out.push(TestServer::start_with(|c| s.configure(c)).await);
     }
     let b = out.pop().unwrap();
     (out.pop().unwrap(), b)

@@ -9,16 +9,10 @@ use std::time::Duration;
 
 use common::{TestServer, Ws, hq, put_mission};
 use serde_json::json;
-use services::{REDIS_URL, Services, services_or_skip};
+use services::{Services, services_or_skip};
 
 async fn node(s: &Services) -> TestServer {
-    let (store, prefix) = (s.store_url(), s.prefix.clone());
-    TestServer::start_with(move |c| {
-        c.store.url = store;
-        c.broker.url = REDIS_URL.to_owned();
-        c.broker.prefix = prefix;
-    })
-    .await
+    TestServer::start_with(|c| s.configure(c)).await
 }
 
 async fn subscribed(server: &TestServer, channel: &str) -> (Ws, serde_json::Value) {

@@ -17,14 +17,11 @@ use common::feeds::{Sse, poll};
 use common::sio::{Packet, Sio};
 use common::{TestServer, WAIT, Ws, hq, put_mission};
 use serde_json::{Value, json};
-use services::{REDIS_URL, Services, services_or_skip};
+use services::{Services, services_or_skip};
 
 async fn node(s: &Services) -> TestServer {
-    let (store, prefix) = (s.store_url(), s.prefix.clone());
-    TestServer::start_with(move |c| {
-        c.store.url = store;
-        c.broker.url = REDIS_URL.to_owned();
-        c.broker.prefix = prefix;
+    TestServer::start_with(|c| {
+        s.configure(c);
         c.payments.processing_delay_ms = 100;
         c.payments.max_amount = 100.0;
     })

@@ -17,6 +17,14 @@ pub struct Services {
 }
 
 impl Services {
+    /// Points a node's config at this test's PostgreSQL schema and Redis prefix, so several
+    /// nodes of one test share them and no two tests do.
+    pub fn configure(&self, c: &mut switchboard::Config) {
+        c.store.url = self.store_url();
+        c.broker.url = REDIS_URL.to_owned();
+        c.broker.prefix = self.prefix.clone();
+    }
+
     /// `store.url` for this test's schema.
     pub fn store_url(&self) -> String {
         format!("{PG_URL}?options[search_path]={}", self.schema)
