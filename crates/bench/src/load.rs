@@ -1,36 +1,18 @@
-//! One measured run: open N connections, push updates at a fixed rate through
-//! `PUT /missions/:id`, and reduce what every connection received to one JSON line.
-//!
-//! Cheapness matters more than elegance here: on 2 cores every CPU cycle the generator spends is
-//! taken from the server, so receivers only scan frames for the stamp (see [`crate::frame`]) and
-//! keep `(stamp, receive time)` pairs; all arithmetic happens after the measured window.
+//! One measured run: open N connections, push updates through `PUT /missions/:id` (open or
+//! closed loop, see [`crate::publish`]), and reduce what every connection received to one JSON
+//! line. All arithmetic happens after the measured window.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use crate::frame::{self, SioFrame};
-use crate::{http, procfs, stats};
-
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
-
-/// How the connections talk to the server under test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
-    /// Switchboard's native protocol: send subscribe, ready at `subscribed`.
-    Native,
-    /// A plain WebSocket server that sends no reply: ready once subscribe is sent.
-    Ws,
-    /// Engine.IO v4 / Socket.IO v5 over the websocket transport: ready at the `40` ack.
-    Socketio,
-}
+use crate::conn::{self, Protocol, Target};
+use crate::publish::{self, Route};
+use crate::{procfs, stats};
 
 /// Parameters of one run.
 #[derive(Debug, Clone, clap::Args)]
@@ -46,21 +28,35 @@ pub struct RunArgs {
     /// host:port of the server (loopback).
     #[arg(long)]
     pub addr: String,
-    /// WebSocket path; defaults to `/ws`, or `/socket.io/?EIO=4&transport=websocket`.
-    #[arg(long)]
-    pub ws_path: Option<String>,
-    /// Bearer token for the PUTs (Switchboard requires an hq token).
+    /// Endpoint path; defaults to `/ws`, `/socket.io/?EIO=4&transport=websocket` or
+    /// `/events?channels=missions`.
+    #[arg(long, alias = "ws-path")]
+    pub path: Option<String>,
+    /// Bearer token for the PUTs (Switchboard requires an hq token) and for SSE.
     #[arg(long, env = "BENCH_TOKEN")]
     pub token: Option<String>,
     #[arg(long, default_value_t = 1)]
     pub mission: u64,
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
-    /// Updates per second; 0 measures connections and idle memory only.
+    /// Updates per second (open loop); 0 with no --closed-loop measures setup and idle memory.
     #[arg(long, default_value_t = 10)]
     pub rate: u64,
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
+    /// Keep-alive connections the open-loop publisher spreads its PUTs over (PUTs in flight).
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Publish as fast as deliveries complete instead of at a fixed rate.
+    #[arg(long)]
+    pub closed_loop: bool,
+    /// Closed loop: updates allowed ahead of complete delivery.
+    #[arg(long, default_value_t = 8)]
+    pub window: u64,
+    /// Spread client connections over this many source addresses 127.0.1.1, 127.0.1.2, …
+    /// (1 = let the kernel choose).
+    #[arg(long, default_value_t = 1)]
+    pub source_ips: u8,
     /// pid of the server, for CPU time and memory from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -78,111 +74,31 @@ pub struct RunArgs {
     pub settle_ms: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
-    #[error("setup timed out")]
-    SetupTimeout,
-    #[error("server closed during setup")]
-    ClosedDuringSetup,
-    #[error("server refused the Socket.IO connect")]
-    Refused,
-}
-
-fn now_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
-/// Opens one connection and brings it to "ready to receive updates".
-async fn setup(url: &str, protocol: Protocol) -> Result<Ws, RunError> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
-    match protocol {
-        Protocol::Ws => ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?,
-        Protocol::Native => {
-            ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?;
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) if frame::is_native_subscribed(&t) => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Err(RunError::ClosedDuringSetup),
-                }
-            }
-        }
-        Protocol::Socketio => loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => match frame::classify_sio(&t) {
-                    SioFrame::Open => ws.send(Message::text(frame::SIO_CONNECT)).await?,
-                    SioFrame::Ping => ws.send(Message::text(frame::SIO_PONG)).await?,
-                    SioFrame::Connected => break,
-                    SioFrame::ConnectError => return Err(RunError::Refused),
-                    SioFrame::Event(_) | SioFrame::Other => {}
-                },
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err(RunError::ClosedDuringSetup),
-            }
-        },
-    }
-    Ok(ws)
-}
-
-/// Receives until told to stop; returns `(stamp, receive micros)` for every stamped update.
-async fn receive(
-    mut ws: Ws,
-    protocol: Protocol,
-    mut stop: watch::Receiver<bool>,
-    delivered: Arc<AtomicU64>,
-) -> Vec<(u64, u64)> {
-    let mut got = Vec::new();
-    loop {
-        let msg = tokio::select! {
-            m = ws.next() => m,
-            _ = stop.changed() => break,
-        };
-        let text = match msg {
-            Some(Ok(Message::Text(t))) => t,
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => break,
-        };
-        let at = now_micros();
-        let stamp = match protocol {
-            Protocol::Native | Protocol::Ws => {
-                if frame::is_native_mission_update(&text) {
-                    frame::extract_stamp(&text)
-                } else {
-                    None
-                }
-            }
-            Protocol::Socketio => match frame::classify_sio(&text) {
-                SioFrame::Ping => {
-                    if ws.send(Message::text(frame::SIO_PONG)).await.is_err() {
-                        break;
-                    }
-                    None
-                }
-                SioFrame::Event(p) if frame::is_sio_mission_update(p) => frame::extract_stamp(p),
-                _ => None,
-            },
-        };
-        if let Some(s) = stamp {
-            got.push((s, at));
-            delivered.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-    got
+/// The source address of connection `i`, when spreading over several.
+fn source_ip(i: usize, count: u8) -> Option<IpAddr> {
+    (count > 1).then(|| IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1 + (i % count as usize) as u8)))
 }
 
 /// Runs one scenario and returns its JSON line.
 pub async fn run(a: RunArgs) -> serde_json::Value {
-    let path = a.ws_path.clone().unwrap_or_else(|| match a.protocol {
+    let path = a.path.clone().unwrap_or_else(|| match a.protocol {
         Protocol::Socketio => "/socket.io/?EIO=4&transport=websocket".to_owned(),
-        _ => "/ws".to_owned(),
+        Protocol::Sse => "/events?channels=missions".to_owned(),
+        Protocol::Native | Protocol::Ws => "/ws".to_owned(),
     });
-    let url = format!("ws://{}{}", a.addr, path);
+    let addr: SocketAddr = match tokio::net::lookup_host(&a.addr).await.map(|mut i| i.next()) {
+        Ok(Some(addr)) => addr,
+        Ok(None) | Err(_) => {
+            return json!({"server": a.server, "error": format!("cannot resolve {}", a.addr)});
+        }
+    };
+    let target = Arc::new(Target {
+        addr,
+        host: a.addr.clone(),
+        path,
+        protocol: a.protocol,
+        token: a.token.clone(),
+    });
     let rss_before = a.server_pid.and_then(procfs::rss_kib);
 
     // Connect everyone, a bounded number of handshakes at a time.
@@ -192,38 +108,40 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     let (ready_tx, mut ready_rx) = mpsc::channel::<Result<u64, String>>(a.connections.max(1));
     let mut tasks = Vec::with_capacity(a.connections);
     let setup_started = Instant::now();
-    for _ in 0..a.connections {
-        let (url, permits, ready, stop, delivered) = (
-            url.clone(),
+    for i in 0..a.connections {
+        let (target, permits, ready, stop, delivered) = (
+            target.clone(),
             permits.clone(),
             ready_tx.clone(),
             stop_rx.clone(),
             delivered.clone(),
         );
-        let protocol = a.protocol;
+        let source = source_ip(i, a.source_ips);
         tasks.push(tokio::spawn(async move {
-            let ws = {
+            let conn = {
                 let Ok(_permit) = permits.acquire().await else {
                     return Vec::new();
                 };
                 let t0 = Instant::now();
-                match tokio::time::timeout(Duration::from_secs(15), setup(&url, protocol)).await {
-                    Ok(Ok(ws)) => {
+                match tokio::time::timeout(Duration::from_secs(15), conn::open(&target, source))
+                    .await
+                {
+                    Ok(Ok(c)) => {
                         let _ = ready.send(Ok(t0.elapsed().as_micros() as u64)).await;
-                        ws
+                        c
                     }
                     Ok(Err(e)) => {
                         let _ = ready.send(Err(e.to_string())).await;
                         return Vec::new();
                     }
                     Err(_) => {
-                        let _ = ready.send(Err(RunError::SetupTimeout.to_string())).await;
+                        let _ = ready.send(Err("setup timed out".to_owned())).await;
                         return Vec::new();
                     }
                 }
             };
             drop(ready);
-            receive(ws, protocol, stop, delivered).await
+            conn::receive(conn, stop, delivered).await
         }));
     }
     drop(ready_tx);
@@ -247,33 +165,27 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     // The measured window: first PUT to last delivery (or drain timeout).
     let cpu0 = a.server_pid.and_then(procfs::cpu_ticks);
     let window_start = Instant::now();
-    let first_send = now_micros();
-    let total = a.rate * a.duration_secs;
-    let mut sent = Vec::with_capacity(total as usize);
-    let (mut put_errors, mut first_put_error) = (0u64, None);
-    if total > 0 {
-        let mut client = http::Client::new(&a.addr, a.token.clone());
-        let route = format!("/missions/{}", a.mission);
-        let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / a.rate.max(1)));
-        let mut last = 0u64;
-        for _ in 0..total {
-            tick.tick().await;
-            let stamp = now_micros().max(last + 1);
-            last = stamp;
-            let body = format!(r#"{{"location":"{}"}}"#, frame::stamp_location(stamp));
-            match client.put_json(&route, &body).await {
-                Ok(200) => sent.push(stamp),
-                Ok(s) => {
-                    put_errors += 1;
-                    first_put_error.get_or_insert(format!("status {s}"));
-                }
-                Err(e) => {
-                    put_errors += 1;
-                    first_put_error.get_or_insert(e.to_string());
-                }
-            }
-        }
-    }
+    let route = Route {
+        host: a.addr.clone(),
+        token: a.token.clone(),
+        path: format!("/missions/{}", a.mission),
+    };
+    let published = if a.closed_loop {
+        let stall = Duration::from_millis(a.drain_ms);
+        publish::closed_loop(
+            &route,
+            a.duration_secs,
+            a.window,
+            connected,
+            delivered.clone(),
+            stall,
+        )
+        .await
+    } else {
+        publish::open_loop(&route, a.rate, a.duration_secs, a.publishers).await
+    };
+    let sent = published.sent;
+    let first_send = published.first;
     let expected = sent.len() as u64 * connected;
     let drain_deadline = Instant::now() + Duration::from_millis(a.drain_ms);
     while delivered.load(Ordering::Relaxed) < expected && Instant::now() < drain_deadline {
@@ -324,8 +236,10 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
         "first_setup_error": first_error,
         "setup_p50_ms": setup.map(|s| s.p50 as f64 / 1000.0), "setup_p99_ms": setup.map(|s| s.p99 as f64 / 1000.0),
         "setup_wall_ms": setup_wall_ms,
-        "rate": a.rate, "duration_secs": a.duration_secs, "updates_sent": sent.len(), "put_errors": put_errors,
-        "first_put_error": first_put_error,
+        "rate": a.rate, "duration_secs": a.duration_secs, "updates_sent": sent.len(), "put_errors": published.put_errors,
+        "first_put_error": published.first_error, "closed_loop": a.closed_loop,
+        "window": a.closed_loop.then_some(a.window), "publishers": (!a.closed_loop).then_some(a.publishers),
+        "stalled": published.stalled, "source_ips": a.source_ips,
         "expected": expected, "delivered": unique, "lost": expected.saturating_sub(unique),
         "duplicates": dups, "foreign": foreign,
         "deliveries_per_sec": if active_secs > 0.0 { Some(unique as f64 / active_secs) } else { None },

@@ -2,12 +2,16 @@
 //! minimal reference server, and the report that turns rounds into a table.
 //! See bench/README.md for what each figure means and how `bench/run` drives it.
 
+mod chart;
+mod conn;
 mod frame;
 mod http;
 mod load;
 mod minimal;
 mod procfs;
+mod publish;
 mod report;
+mod sse_client;
 mod stats;
 
 use std::process::ExitCode;
@@ -34,7 +38,13 @@ enum Command {
         listen: String,
     },
     /// Renders JSON lines (a file) as the Markdown tables of a results page.
-    Report { jsonl: std::path::PathBuf },
+    Report {
+        jsonl: std::path::PathBuf,
+        /// Also write SVG charts as `<PREFIX>-latency.svg`, `-throughput.svg`, `-cpu.svg` and
+        /// `-memory.svg`, and link them from the page (by file name: keep the page beside them).
+        #[arg(long)]
+        charts: Option<std::path::PathBuf>,
+    },
 }
 
 /// Refuses anything but loopback: this tool only ever loads servers on this machine.
@@ -102,8 +112,22 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Report { jsonl } => match std::fs::read_to_string(&jsonl) {
+        Command::Report { jsonl, charts } => match std::fs::read_to_string(&jsonl) {
             Ok(text) => {
+                if let Some(prefix) = charts {
+                    for (suffix, svg) in report::charts(&text) {
+                        let path = format!("{}-{suffix}.svg", prefix.display());
+                        if let Err(e) = std::fs::write(&path, svg) {
+                            eprintln!("{path}: {e}");
+                            return ExitCode::FAILURE;
+                        }
+                        let name = std::path::Path::new(&path)
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or(path.clone());
+                        println!("![{suffix}]({name})\n");
+                    }
+                }
                 print!("{}", report::render(&text));
                 ExitCode::SUCCESS
             }

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::http;
@@ -127,7 +128,10 @@ fn put(state: &State, req: &http::RequestHead, body: &[u8]) -> (&'static str, St
 /// One WebSocket: a writer task drains the queue; the reader discards client frames and notices
 /// the close.
 async fn socket(stream: TcpStream, state: Arc<State>) {
-    let Ok(ws) = tokio_tungstenite::accept_async(stream).await else {
+    // 4 KiB read buffers (tungstenite's default is 128 KiB): clients only send a subscribe, and
+    // idle memory per connection is one of the figures this floor sets.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let Ok(ws) = tokio_tungstenite::accept_async_with_config(stream, Some(config)).await else {
         return;
     };
     let (mut sink, mut source) = ws.split();

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use crate::chart::{Bar, Group, Spec, grouped_bars};
 use crate::stats::median_spread;
 
 /// The figures reported, in table order: (JSON key, label, lower is better).
@@ -33,10 +34,7 @@ pub const BASELINE_PREFIX: &str = "switchboard";
 /// Ratios compare like with like: a Socket.IO peer against Switchboard's Socket.IO run, any
 /// other peer against Switchboard's native WebSocket run.
 fn is_socketio(runs: &[Value]) -> bool {
-    runs.first()
-        .and_then(|v| v.get("protocol"))
-        .and_then(Value::as_str)
-        == Some("socketio")
+    protocol(runs) == Some("socketio")
 }
 
 fn fmt_num(x: f64) -> String {
@@ -49,25 +47,19 @@ fn fmt_num(x: f64) -> String {
     }
 }
 
-/// Renders the tables for the given JSON lines (unparseable lines are skipped).
-pub fn render(lines: &str) -> String {
-    // scenario -> server -> runs
-    let mut groups: BTreeMap<String, BTreeMap<String, Vec<Value>>> = BTreeMap::new();
+/// scenario → server → runs, plus the servers in order of first appearance.
+type Groups = BTreeMap<String, BTreeMap<String, Vec<Value>>>;
+
+/// Groups JSON lines (unparseable lines are skipped) by scenario and server.
+fn group(lines: &str) -> (Groups, Vec<String>) {
+    let mut groups = Groups::new();
     let mut order: Vec<String> = Vec::new();
     for line in lines.lines() {
         let Ok(v) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let scenario = v
-            .get("scenario")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned();
-        let server = v
-            .get("server")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned();
+        let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("?").to_owned();
+        let (scenario, server) = (field("scenario"), field("server"));
         if !order.contains(&server) {
             order.push(server.clone());
         }
@@ -78,6 +70,18 @@ pub fn render(lines: &str) -> String {
             .or_default()
             .push(v);
     }
+    (groups, order)
+}
+
+fn protocol(runs: &[Value]) -> Option<&str> {
+    runs.first()
+        .and_then(|v| v.get("protocol"))
+        .and_then(Value::as_str)
+}
+
+/// Renders the tables for the given JSON lines (unparseable lines are skipped).
+pub fn render(lines: &str) -> String {
+    let (groups, order) = group(lines);
     let mut out = String::new();
     for (scenario, servers) in &groups {
         let cols: Vec<&String> = order.iter().filter(|s| servers.contains_key(*s)).collect();
@@ -94,11 +98,15 @@ pub fn render(lines: &str) -> String {
             .copied()
             .filter(|s| !s.starts_with(BASELINE_PREFIX))
             .filter_map(|p| {
-                let sio = is_socketio(&servers[p]);
+                let want = if is_socketio(&servers[p]) {
+                    "socketio"
+                } else {
+                    "native"
+                };
                 let base = baselines
                     .iter()
                     .copied()
-                    .find(|b| is_socketio(&servers[*b]) == sio)?;
+                    .find(|b| protocol(&servers[*b]) == Some(want))?;
                 Some((p, base))
             })
             .collect();
@@ -144,6 +152,100 @@ pub fn render(lines: &str) -> String {
     out
 }
 
+/// The median and spread of one figure over a server's runs.
+fn figure(runs: &[Value], key: &str) -> Option<(f64, f64, f64)> {
+    let vals: Vec<f64> = runs
+        .iter()
+        .filter_map(|v| v.get(key).and_then(Value::as_f64))
+        .collect();
+    median_spread(&vals)
+}
+
+/// One chart per figure: (file suffix, SVG). A scenario appears in a chart only when some server
+/// has that figure there (idle scenarios have no latency).
+pub fn charts(lines: &str) -> Vec<(&'static str, String)> {
+    let (groups, order) = group(lines);
+    let build = |key: &str, inner: Option<&str>| -> Vec<Group> {
+        groups
+            .iter()
+            .filter_map(|(scenario, servers)| {
+                let bars: Vec<Bar> = order
+                    .iter()
+                    .filter_map(|server| {
+                        let runs = servers.get(server)?;
+                        let (median, lo, hi) = figure(runs, key)?;
+                        let inner = inner.and_then(|k| figure(runs, k)).map(|(m, _, _)| m);
+                        Some(Bar {
+                            server: server.clone(),
+                            median,
+                            lo,
+                            hi,
+                            inner,
+                        })
+                    })
+                    .collect();
+                (!bars.is_empty()).then(|| Group {
+                    name: scenario.clone(),
+                    bars,
+                })
+            })
+            .collect()
+    };
+    let specs: [(&str, Spec<'_>, &str, Option<&str>); 4] = [
+        (
+            "latency",
+            Spec {
+                title: "End-to-end latency p99 (inner bar p50)",
+                y_label: "ms",
+                log: true,
+                inner_label: Some("p50"),
+            },
+            "latency_p99_ms",
+            Some("latency_p50_ms"),
+        ),
+        (
+            "throughput",
+            Spec {
+                title: "Deliveries per second",
+                y_label: "deliveries/s",
+                log: false,
+                inner_label: None,
+            },
+            "deliveries_per_sec",
+            None,
+        ),
+        (
+            "cpu",
+            Spec {
+                title: "Server CPU time per delivery (lower is better)",
+                y_label: "µs/delivery",
+                log: false,
+                inner_label: None,
+            },
+            "server_cpu_us_per_delivery",
+            None,
+        ),
+        (
+            "memory",
+            Spec {
+                title: "Server memory per idle connection (lower is better)",
+                y_label: "KiB/connection",
+                log: false,
+                inner_label: None,
+            },
+            "mem_per_conn_kib",
+            None,
+        ),
+    ];
+    specs
+        .into_iter()
+        .filter_map(|(suffix, spec, key, inner)| {
+            let gs = build(key, inner);
+            (!gs.is_empty()).then(|| (suffix, grouped_bars(&spec, &order, &gs)))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,5 +273,28 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| lost | – | – | – | – | – | – |"), "{md}");
+    }
+
+    #[test]
+    fn charts_skip_missing_figures_and_prefer_the_native_baseline() {
+        let lines = [
+            r#"{"server":"switchboard-sse","protocol":"sse","scenario":"f","latency_p99_ms":9.0,"latency_p50_ms":3.0,"server_cpu_us_per_delivery":6.0}"#,
+            r#"{"server":"switchboard","protocol":"native","scenario":"f","latency_p99_ms":8.0,"latency_p50_ms":2.0,"server_cpu_us_per_delivery":4.0}"#,
+            r#"{"server":"peer","protocol":"ws","scenario":"f","latency_p99_ms":20.0,"latency_p50_ms":5.0,"server_cpu_us_per_delivery":8.0}"#,
+            r#"{"server":"switchboard","protocol":"native","scenario":"idle","mem_per_conn_kib":12.0}"#,
+        ]
+        .join("\n");
+        let charts = charts(&lines);
+        let names: Vec<&str> = charts.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, vec!["latency", "cpu", "memory"]);
+        let (_, latency) = &charts[0];
+        assert!(
+            latency.contains(">f<") && !latency.contains(">idle<"),
+            "{latency}"
+        );
+        assert_eq!(latency.matches("<title>").count(), 3);
+        // The ws peer is compared with the native run, not with the SSE run listed first.
+        let md = render(&lines);
+        assert!(md.contains("| server CPU µs/delivery | 6.00 [6.00–6.00] | 4.00 [4.00–4.00] | 8.00 [8.00–8.00] | 2.00× |"), "{md}");
     }
 }

@@ -1,0 +1,289 @@
+//! One client connection of the load generator, for each protocol it speaks: opened from a
+//! chosen loopback source address, brought to "ready", then read until told to stop.
+//!
+//! Receivers only scan frames for the stamp (see [`crate::frame`]) and keep `(stamp, receive
+//! time)` pairs: on 2 cores every cycle the generator spends is taken from the server.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+use crate::frame::{self, SioFrame};
+use crate::http;
+use crate::sse_client::{Chunked, Events, is_chunked};
+
+type Ws = WebSocketStream<TcpStream>;
+
+/// How the connections talk to the server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// Switchboard's native protocol: send subscribe, ready at `subscribed`.
+    Native,
+    /// A plain WebSocket server that sends no reply: ready once subscribe is sent.
+    Ws,
+    /// Engine.IO v4 / Socket.IO v5 over the websocket transport: ready at the `40` ack.
+    Socketio,
+    /// Server-Sent Events (`GET /events?channels=missions`): ready at the `connected` event.
+    Sse,
+}
+
+/// Where and how to connect.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    /// The `host:port` text, for the Host header and URLs.
+    pub host: String,
+    /// Request path (with query) of the WebSocket or SSE endpoint.
+    pub path: String,
+    pub protocol: Protocol,
+    /// Token for endpoints that take one in the query (SSE).
+    pub token: Option<String>,
+}
+
+/// Why a connection did not become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("connect: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("websocket: {0}")]
+    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    #[error("http: {0}")]
+    Http(#[from] http::HttpError),
+    #[error("server answered {0} to the event stream request")]
+    Status(u16),
+    #[error("server closed during setup")]
+    ClosedDuringSetup,
+    #[error("server refused the Socket.IO connect")]
+    Refused,
+    #[error("malformed event stream")]
+    Malformed,
+}
+
+/// A connection that is ready to receive updates.
+pub enum Conn {
+    Ws(Box<Ws>, Protocol),
+    Sse(Box<SseConn>),
+}
+
+/// An event stream after its head, with the decoder state for the body.
+pub struct SseConn {
+    stream: TcpStream,
+    chunked: Option<Chunked>,
+    events: Events,
+    /// Decoded bytes not yet split into events (reused between reads).
+    decoded: Vec<u8>,
+}
+
+/// Microseconds since the Unix epoch: the clock both stamps and receipts use.
+pub fn now_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A TCP connection from `source` (any port) to `addr`. Spreading connections over several
+/// 127.x source addresses keeps 10,000-connection runs, repeated back to back, clear of the
+/// ephemeral port range and of sockets still in TIME_WAIT.
+async fn tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    if let Some(ip) = source {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(addr).await
+}
+
+/// Opens one connection and brings it to "ready to receive updates".
+pub async fn open(t: &Target, source: Option<IpAddr>) -> Result<Conn, ConnError> {
+    let stream = tcp(t.addr, source).await?;
+    match t.protocol {
+        Protocol::Sse => open_sse(stream, t).await.map(|s| Conn::Sse(Box::new(s))),
+        Protocol::Native | Protocol::Ws | Protocol::Socketio => open_ws(stream, t).await,
+    }
+}
+
+/// The WebSocket handshake, then whatever the protocol needs before updates flow.
+async fn open_ws(stream: TcpStream, t: &Target) -> Result<Conn, ConnError> {
+    let url = format!("ws://{}{}", t.host, t.path);
+    // Small read buffers: 10,000 client sockets must not cost the generator 128 KiB each.
+    let config = WebSocketConfig::default().read_buffer_size(4096);
+    let (mut ws, _) =
+        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+    match t.protocol {
+        Protocol::Ws => ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?,
+        Protocol::Native => {
+            ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if frame::is_native_subscribed(&t) => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(ConnError::ClosedDuringSetup),
+                }
+            }
+        }
+        Protocol::Socketio => loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) => match frame::classify_sio(&t) {
+                    SioFrame::Open => ws.send(Message::text(frame::SIO_CONNECT)).await?,
+                    SioFrame::Ping => ws.send(Message::text(frame::SIO_PONG)).await?,
+                    SioFrame::Connected => break,
+                    SioFrame::ConnectError => return Err(ConnError::Refused),
+                    SioFrame::Event(_) | SioFrame::Other => {}
+                },
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(ConnError::ClosedDuringSetup),
+            }
+        },
+        Protocol::Sse => {}
+    }
+    Ok(Conn::Ws(Box::new(ws), t.protocol))
+}
+
+/// Sends the event stream request, checks the head, and reads until the `connected` event.
+async fn open_sse(mut stream: TcpStream, t: &Target) -> Result<SseConn, ConnError> {
+    let sep = if t.path.contains('?') { '&' } else { '?' };
+    let token = t
+        .token
+        .as_deref()
+        .map(|tok| format!("{sep}token={tok}"))
+        .unwrap_or_default();
+    let req = format!(
+        "GET {}{token} HTTP/1.1\r\nhost: {}\r\naccept: text/event-stream\r\n\r\n",
+        t.path, t.host
+    );
+    stream.write_all(req.as_bytes()).await?;
+    let mut buf = Vec::new();
+    let (head, _) = http::read_message(&mut stream, &mut buf, |_| Ok(0)).await?;
+    let (status, _) = http::parse_response_head(&head)?;
+    if status != 200 {
+        return Err(ConnError::Status(status));
+    }
+    let head_text = std::str::from_utf8(&head).map_err(|_| ConnError::Malformed)?;
+    let mut conn = SseConn {
+        stream,
+        chunked: is_chunked(head_text).then(Chunked::default),
+        events: Events::default(),
+        decoded: Vec::new(),
+    };
+    let mut connected = false;
+    let mut leftover = buf;
+    loop {
+        conn.absorb(&leftover, |data| {
+            if data.contains("\"type\":\"connected\"") {
+                connected = true;
+            }
+        })?;
+        if connected {
+            return Ok(conn);
+        }
+        leftover.resize(4096, 0);
+        let n = conn.stream.read(&mut leftover).await?;
+        if n == 0 {
+            return Err(ConnError::ClosedDuringSetup);
+        }
+        leftover.truncate(n);
+    }
+}
+
+impl SseConn {
+    /// Decodes raw body bytes and hands every complete event's data to `on_data`.
+    fn absorb(&mut self, raw: &[u8], on_data: impl FnMut(&str)) -> Result<(), ConnError> {
+        match &mut self.chunked {
+            Some(c) => {
+                self.decoded.clear();
+                c.feed(raw, &mut self.decoded)
+                    .map_err(|_| ConnError::Malformed)?;
+                self.events.feed(&self.decoded, on_data);
+            }
+            None => self.events.feed(raw, on_data),
+        }
+        Ok(())
+    }
+}
+
+/// Receives until told to stop; returns `(stamp, receive micros)` for every stamped update.
+pub async fn receive(
+    conn: Conn,
+    mut stop: watch::Receiver<bool>,
+    delivered: Arc<AtomicU64>,
+) -> Vec<(u64, u64)> {
+    let mut got = Vec::new();
+    match conn {
+        Conn::Ws(mut ws, protocol) => loop {
+            let msg = tokio::select! {
+                m = ws.next() => m,
+                _ = stop.changed() => break,
+            };
+            let text = match msg {
+                Some(Ok(Message::Text(t))) => t,
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => break,
+            };
+            let at = now_micros();
+            let stamp = match protocol {
+                Protocol::Native | Protocol::Ws | Protocol::Sse => {
+                    if frame::is_native_mission_update(&text) {
+                        frame::extract_stamp(&text)
+                    } else {
+                        None
+                    }
+                }
+                Protocol::Socketio => match frame::classify_sio(&text) {
+                    SioFrame::Ping => {
+                        if ws.send(Message::text(frame::SIO_PONG)).await.is_err() {
+                            break;
+                        }
+                        None
+                    }
+                    SioFrame::Event(p) if frame::is_sio_mission_update(p) => {
+                        frame::extract_stamp(p)
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(s) = stamp {
+                got.push((s, at));
+                delivered.fetch_add(1, Ordering::Relaxed);
+            }
+        },
+        Conn::Sse(mut sse) => {
+            let mut raw = vec![0u8; 4096];
+            loop {
+                let n = tokio::select! {
+                    r = sse.stream.read(&mut raw) => match r {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    },
+                    _ = stop.changed() => break,
+                };
+                let at = now_micros();
+                let before = got.len();
+                let absorbed = sse.absorb(&raw[..n], |data| {
+                    if frame::is_native_mission_update(data)
+                        && let Some(s) = frame::extract_stamp(data)
+                    {
+                        got.push((s, at));
+                    }
+                });
+                delivered.fetch_add((got.len() - before) as u64, Ordering::Relaxed);
+                if absorbed.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    got
+}
