@@ -18,8 +18,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::frame::{self, SioFrame};
-use crate::http;
 use crate::sse_client::{Chunked, Events, is_chunked};
+use crate::{http, pusher};
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -34,6 +34,9 @@ pub enum Protocol {
     Socketio,
     /// Server-Sent Events (`GET /events?channels=missions`): ready at the `connected` event.
     Sse,
+    /// The Pusher protocol (sockudo): `pusher:subscribe`, ready at
+    /// `pusher_internal:subscription_succeeded`.
+    Pusher,
 }
 
 /// Where and how to connect.
@@ -109,7 +112,9 @@ pub async fn open(t: &Target, source: Option<IpAddr>) -> Result<Conn, ConnError>
     let stream = tcp(t.addr, source).await?;
     match t.protocol {
         Protocol::Sse => open_sse(stream, t).await.map(|s| Conn::Sse(Box::new(s))),
-        Protocol::Native | Protocol::Ws | Protocol::Socketio => open_ws(stream, t).await,
+        Protocol::Native | Protocol::Ws | Protocol::Socketio | Protocol::Pusher => {
+            open_ws(stream, t).await
+        }
     }
 }
 
@@ -147,6 +152,18 @@ async fn open_ws(stream: TcpStream, t: &Target) -> Result<Conn, ConnError> {
                 None => return Err(ConnError::ClosedDuringSetup),
             }
         },
+        Protocol::Pusher => {
+            ws.send(Message::text(pusher::subscribe_frame("missions")))
+                .await?;
+            loop {
+                match ws.next().await {
+                    Some(Ok(Message::Text(t))) if pusher::is_subscription_succeeded(&t) => break,
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e.into()),
+                    None => return Err(ConnError::ClosedDuringSetup),
+                }
+            }
+        }
         Protocol::Sse => {}
     }
     Ok(Conn::Ws(Box::new(ws), t.protocol))
@@ -234,6 +251,18 @@ pub async fn receive(
             };
             let at = now_micros();
             let stamp = match protocol {
+                Protocol::Pusher => {
+                    if pusher::is_ping(&text) {
+                        if ws.send(Message::text(pusher::PONG)).await.is_err() {
+                            break;
+                        }
+                        None
+                    } else if pusher::is_mission_update(&text) {
+                        frame::extract_stamp(&text)
+                    } else {
+                        None
+                    }
+                }
                 Protocol::Native | Protocol::Ws | Protocol::Sse => {
                     if frame::is_native_mission_update(&text) {
                         frame::extract_stamp(&text)

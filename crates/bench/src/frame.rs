@@ -16,17 +16,22 @@ pub fn stamp_location(unix_micros: u64) -> String {
 /// The send stamp in a delivery, if it carries one: the digits of `"location":"t:<digits>"`.
 ///
 /// Works on native, plain-`ws` and Socket.IO frames alike because all of them put the DTO's
-/// `location` as compact JSON (serde_json and `JSON.stringify` both write no spaces).
+/// `location` as compact JSON (serde_json and `JSON.stringify` both write no spaces), and on
+/// Pusher frames, whose `data` is the same JSON escaped into a string (`\"location\":\"t:…`).
 pub fn extract_stamp(text: &str) -> Option<u64> {
     const KEY: &str = "\"location\":\"t:";
-    let start = text.find(KEY)? + KEY.len();
+    const ESCAPED_KEY: &str = "location\\\":\\\"t:";
+    let start = match text.find(KEY) {
+        Some(i) => i + KEY.len(),
+        None => text.find(ESCAPED_KEY)? + ESCAPED_KEY.len(),
+    };
     let rest = &text[start..];
-    let end = rest.find('"')?;
-    let digits = &rest[..end];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    // The digits must end the string value: a closing quote, plain or escaped.
+    if end == 0 || !matches!(rest.as_bytes()[end], b'"' | b'\\') {
         return None;
     }
-    digits.parse().ok()
+    rest[..end].parse().ok()
 }
 
 /// Whether a native (or plain `ws`) frame is a `mission-update` delivery.
@@ -111,6 +116,11 @@ mod tests {
             None
         );
         assert_eq!(extract_stamp(r#"{"location":"t:42"}"#), Some(42));
+        assert_eq!(
+            extract_stamp(r#"{"data":"{\"location\":\"t:43\"}"}"#),
+            Some(43)
+        );
+        assert_eq!(extract_stamp(r#"{"data":"{\"location\":\"t:4x\"}"}"#), None);
     }
 
     #[test]

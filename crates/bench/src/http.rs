@@ -138,17 +138,28 @@ impl Client {
 
     /// Sends `PUT path` with a JSON body and returns the status.
     pub async fn put_json(&mut self, path: &str, body: &str) -> Result<u16, HttpError> {
-        match self.try_put(path, body).await {
+        self.send_json("PUT", path, body).await
+    }
+
+    /// Sends `method path` with a JSON body and returns the status; reconnects once when the
+    /// server closed the keep-alive connection.
+    pub async fn send_json(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> Result<u16, HttpError> {
+        match self.try_send(method, path, body).await {
             Ok(s) => Ok(s),
             Err(HttpError::Closed | HttpError::Io(_)) => {
                 self.stream = None;
-                self.try_put(path, body).await
+                self.try_send(method, path, body).await
             }
             Err(e) => Err(e),
         }
     }
 
-    async fn try_put(&mut self, path: &str, body: &str) -> Result<u16, HttpError> {
+    async fn try_send(&mut self, method: &str, path: &str, body: &str) -> Result<u16, HttpError> {
         if self.stream.is_none() {
             let s = TcpStream::connect(&self.addr).await?;
             s.set_nodelay(true)?;
@@ -161,7 +172,7 @@ impl Client {
             None => String::new(),
         };
         let req = format!(
-            "PUT {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
+            "{method} {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n{auth}content-length: {}\r\n\r\n{body}",
             self.addr,
             body.len()
         );

@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 
 use crate::conn::{self, Protocol, Target};
 use crate::publish::{self, Route};
-use crate::{procfs, stats};
+use crate::{procfs, pusher, stats};
 
 /// Parameters of one run.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,6 +57,9 @@ pub struct RunArgs {
     /// (1 = let the kernel choose).
     #[arg(long, default_value_t = 1)]
     pub source_ips: u8,
+    /// Pusher protocol: the app as `id:key:secret` (the same three values the server was given).
+    #[arg(long, default_value = "bench:bench-key:bench-secret")]
+    pub pusher_app: String,
     /// pid of the server, for CPU time and memory from /proc.
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -84,6 +87,7 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     let path = a.path.clone().unwrap_or_else(|| match a.protocol {
         Protocol::Socketio => "/socket.io/?EIO=4&transport=websocket".to_owned(),
         Protocol::Sse => "/events?channels=missions".to_owned(),
+        Protocol::Pusher => pusher::socket_path(a.pusher_app.split(':').nth(1).unwrap_or("")),
         Protocol::Native | Protocol::Ws => "/ws".to_owned(),
     });
     let addr: SocketAddr = match tokio::net::lookup_host(&a.addr).await.map(|mut i| i.next()) {
@@ -169,6 +173,15 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
         host: a.addr.clone(),
         token: a.token.clone(),
         path: format!("/missions/{}", a.mission),
+        pusher: (a.protocol == Protocol::Pusher).then(|| {
+            let mut parts = a.pusher_app.splitn(3, ':');
+            let mut next = || parts.next().unwrap_or("").to_owned();
+            pusher::App {
+                id: next(),
+                key: next(),
+                secret: next(),
+            }
+        }),
     };
     let published = if a.closed_loop {
         let stall = Duration::from_millis(a.drain_ms);

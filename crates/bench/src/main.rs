@@ -10,6 +10,7 @@ mod load;
 mod minimal;
 mod procfs;
 mod publish;
+mod pusher;
 mod report;
 mod sse_client;
 mod stats;

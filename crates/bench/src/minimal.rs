@@ -73,6 +73,9 @@ async fn handle(mut stream: TcpStream, state: Arc<State>) -> Result<(), http::Ht
         }
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     };
+    // The 16 KiB peek buffer must not live as long as the socket: it would be most of an idle
+    // connection's memory.
+    drop(peek);
     if head.websocket {
         socket(stream, state).await;
         return Ok(());

@@ -13,14 +13,37 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::conn::now_micros;
-use crate::{frame, http};
+use crate::{frame, http, pusher};
 
-/// Where to send the PUTs.
+/// Where to send the updates.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub host: String,
     pub token: Option<String>,
+    /// `PUT` path (`/missions/:id`) for servers with the missions API.
     pub path: String,
+    /// For a Pusher-protocol server: publish the DTO through its signed events API instead.
+    pub pusher: Option<pusher::App>,
+}
+
+impl Route {
+    /// Publishes the update stamped `stamp`; the status the server answered.
+    async fn send(&self, client: &mut http::Client, stamp: u64) -> Result<u16, http::HttpError> {
+        match &self.pusher {
+            None => client.put_json(&self.path, &body(stamp)).await,
+            Some(app) => {
+                // The DTO a missions backend would publish, built here: Pusher servers have no
+                // missions API, only "publish this event".
+                let dto = format!(
+                    r#"{{"id":1,"codename":"Nightingale","status":"active","location":"{}"}}"#,
+                    frame::stamp_location(stamp)
+                );
+                let body = pusher::event_body("mission-update", "missions", &dto);
+                let path = pusher::signed_events_path(app, &body, now_micros() / 1_000_000);
+                client.send_json("POST", &path, &body).await
+            }
+        }
+    }
 }
 
 /// What the publisher got done.
@@ -81,7 +104,7 @@ pub async fn open_loop(route: &Route, rate: u64, secs: u64, publishers: usize) -
                 let offset = Duration::from_micros(i * interval_us);
                 tokio::time::sleep_until(base + offset).await;
                 let stamp = first + i * interval_us;
-                let outcome = client.put_json(&route.path, &body(stamp)).await;
+                let outcome = route.send(&mut client, stamp).await;
                 mine.record(stamp, outcome);
                 i += publishers;
             }
@@ -139,7 +162,7 @@ pub async fn closed_loop(
         }
         let stamp = now_micros().max(last + 1);
         last = stamp;
-        let outcome = client.put_json(&route.path, &body(stamp)).await;
+        let outcome = route.send(&mut client, stamp).await;
         out.record(stamp, outcome);
     }
     out

@@ -28,8 +28,9 @@ pub const FIGURES: &[(&str, &str, bool)] = &[
     ("put_errors", "PUT errors", true),
 ];
 
-/// Servers whose names start with this are baselines; every other server is a peer.
-pub const BASELINE_PREFIX: &str = "switchboard";
+/// The servers ratios are taken against (this project's transports); every other server,
+/// `switchboard-before` included, is a peer.
+pub const BASELINES: &[&str] = &["switchboard", "switchboard-sio", "switchboard-sse"];
 
 /// Ratios compare like with like: a Socket.IO peer against Switchboard's Socket.IO run, any
 /// other peer against Switchboard's native WebSocket run.
@@ -90,13 +91,13 @@ pub fn render(lines: &str) -> String {
         let baselines: Vec<&String> = cols
             .iter()
             .copied()
-            .filter(|s| s.starts_with(BASELINE_PREFIX))
+            .filter(|s| BASELINES.contains(&s.as_str()))
             .collect();
         // (peer, its baseline)
         let peers: Vec<(&String, &String)> = cols
             .iter()
             .copied()
-            .filter(|s| !s.starts_with(BASELINE_PREFIX))
+            .filter(|s| !BASELINES.contains(&s.as_str()))
             .filter_map(|p| {
                 let want = if is_socketio(&servers[p]) {
                     "socketio"

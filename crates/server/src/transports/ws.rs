@@ -33,8 +33,11 @@ use crate::transports::expiry::{sleep_until_some, token_deadline};
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
 const MAX_INVALID_STREAK: u32 = 10;
-/// Initial read buffer per native WebSocket connection.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Initial read buffer per native WebSocket connection, and the most read per syscall. Client
+/// messages are small (subscribe, ping, ack: well under 1 KiB); a bigger one grows the buffer on
+/// demand and takes a few more reads. Every idle connection pays for this buffer, so it is the
+/// largest single term of idle memory (bench/results/2026-11-23-memory.md).
+const READ_BUFFER_BYTES: usize = 2 * 1024;
 /// How long the writer may spend flushing queued replies before a close frame.
 const CLOSE_FLUSH: Duration = Duration::from_secs(2);
 
@@ -81,8 +84,7 @@ pub async fn handler(
     ws.max_message_size(hard_cap)
         .max_frame_size(hard_cap)
         // tungstenite preallocates its read buffer per connection (128 KiB by default, which
-        // made an idle native connection cost ~143 KiB, bench/results/2026-11-23.md). 4 KiB
-        // holds a typical client message; bigger ones grow the buffer on demand.
+        // made an idle native connection cost ~143 KiB, bench/results/2026-11-23.md).
         .read_buffer_size(READ_BUFFER_BYTES)
         .on_upgrade(move |socket| run(node, socket, identity, token_given, permit, peer.ip()))
 }
@@ -160,7 +162,9 @@ async fn run(
                         );
                         handle.send(Outbound::Frame(text.into())).await;
                     }
-                    session.join_personal_channels().await;
+                    // Boxed: a future's size is its largest await point, and this one lives as
+                    // long as the connection (see read_loop).
+                    Box::pin(session.join_personal_channels()).await;
                     read_loop(&node, stream, &handle, &mut session, peer_ip).await;
                 }
                 // Dropping the session leaves its channels (with presence notices).
@@ -283,7 +287,10 @@ async fn read_loop(
             }
             Ok(envelope) => {
                 invalid_streak = 0;
-                if let Next::Close(code) = session.handle(envelope).await {
+                // Boxed so the state of the deepest handler (subscribe with recovery) is allocated
+                // only while a message is handled, not carried by every idle connection's task:
+                // dhat showed the connection task at 3.7 KiB before this.
+                if let Next::Close(code) = Box::pin(session.handle(envelope)).await {
                     handle.close(code);
                     return;
                 }
@@ -304,11 +311,17 @@ async fn write_loop(
     let mut out = Vec::new();
     let period = Duration::from_millis(node.config.heartbeat.interval_ms);
     let mut ping = tokio::time::interval_at(Instant::now() + period, period);
+    // Created once and polled by reference: building these per delivery registered and removed
+    // a waiter on two `Notify`s (one of them shared by every connection) for each write, about
+    // 5% of the server's CPU in the closed-loop flamegraph (bench/results/2026-11-23.md).
+    let closed = handle.closed();
+    let shutdown = node.shutting_down();
+    tokio::pin!(closed, shutdown);
     let code = loop {
         tokio::select! {
             biased;
-            code = handle.closed() => break code,
-            () = node.shutting_down() => break CloseCode::Restarting,
+            code = &mut closed => break code,
+            () = &mut shutdown => break CloseCode::Restarting,
             item = rx.recv() => {
                 let Some(item) = item else { break CloseCode::Normal };
                 // After an overflow the stream has a gap: write nothing more, so the client's
@@ -328,8 +341,8 @@ async fn write_loop(
                 // hub, 1012 on shutdown) must still win, so the write is raced against it.
                 tokio::select! {
                     biased;
-                    code = handle.closed() => break code,
-                    () = node.shutting_down() => break CloseCode::Restarting,
+                    code = &mut closed => break code,
+                    () = &mut shutdown => break CloseCode::Restarting,
                     r = write_frames(&mut sink, &mut out) => if r.is_err() {
                         handle.close(CloseCode::Normal);
                         return;

@@ -67,13 +67,17 @@ pub async fn write_loop(
 ) {
     let mut gate = StreamGate::default();
     let mut out = Vec::new();
+    // Created once and polled by reference, not per delivery (see the native writer).
+    let closed = handle.closed();
+    let shutdown = node.shutting_down();
+    tokio::pin!(closed, shutdown);
     let code = 'outer: loop {
         tokio::select! {
             biased;
-            code = handle.closed() => break code,
+            code = &mut closed => break code,
             // `SocketIo::close` (started by the transport on shutdown) closes the transports, so
             // clients see a transport close and reconnect, to another node if need be.
-            () = node.shutting_down() => break CloseCode::Restarting,
+            () = &mut shutdown => break CloseCode::Restarting,
             item = rx.recv() => {
                 let Some(item) = item else { break CloseCode::Normal };
                 gate.process(item, &mut out);
