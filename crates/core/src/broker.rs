@@ -439,8 +439,8 @@ mod tests {
         let kinds = |r: &mut tokio::sync::mpsc::Receiver<Outbound>| {
             std::iter::from_fn(|| r.try_recv().ok())
                 .map(|o| match o {
-                    Outbound::Delivery { .. } => "d",
-                    Outbound::Transient { .. } => "t",
+                    Outbound::Delivery(_) => "d",
+                    Outbound::Transient(_) => "t",
                     _ => "?",
                 })
                 .collect::<Vec<_>>()

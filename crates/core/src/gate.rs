@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use bytes::Bytes;
 
 use crate::channel::ChannelName;
-use crate::hub::Outbound;
+use crate::hub::{Completion, Outbound, Unsubscription};
 
 enum ChannelState {
     /// Waiting for the catch-up; holding live deliveries.
@@ -59,15 +59,11 @@ impl StreamGate {
     fn step(&mut self, item: Outbound, emit: &mut Emit<'_>) {
         match item {
             Outbound::Frame(frame) => emit(None, frame),
-            Outbound::Delivery {
-                channel,
-                offset,
-                frame,
-            } => match self.channels.get_mut(&channel) {
-                Some(ChannelState::Pending(held)) => held.push((offset, frame)),
-                Some(ChannelState::Live(last)) if offset > *last => {
-                    *last = offset;
-                    emit(Some((&channel, offset)), frame);
+            Outbound::Delivery(d) => match self.channels.get_mut(&d.channel) {
+                Some(ChannelState::Pending(held)) => held.push((d.offset, d.frame.clone())),
+                Some(ChannelState::Live(last)) if d.offset > *last => {
+                    *last = d.offset;
+                    emit(Some((&d.channel, d.offset)), d.frame.clone());
                 }
                 // Already written (a catch-up overlap): drop the duplicate.
                 Some(ChannelState::Live(_)) => {}
@@ -76,22 +72,23 @@ impl StreamGate {
             },
             // Live-only: written while the channel is live; a subscription still catching up
             // has no place to put it in offset order, and a notice that late is stale anyway.
-            Outbound::Transient { channel, frame } => {
-                if matches!(self.channels.get(&channel), Some(ChannelState::Live(_))) {
-                    emit(None, frame);
+            Outbound::Transient(t) => {
+                if matches!(self.channels.get(&t.channel), Some(ChannelState::Live(_))) {
+                    emit(None, t.frame.clone());
                 }
             }
             Outbound::BeginSubscribe { channel } => {
                 self.channels
                     .insert(channel, ChannelState::Pending(Vec::new()));
             }
-            Outbound::CompleteSubscribe {
-                channel,
-                reply,
-                after,
-                catch_up,
-                ok,
-            } => {
+            Outbound::CompleteSubscribe(completion) => {
+                let Completion {
+                    channel,
+                    reply,
+                    after,
+                    catch_up,
+                    ok,
+                } = *completion;
                 if let Some(reply) = reply {
                     emit(None, reply);
                 }
@@ -112,7 +109,8 @@ impl StreamGate {
                 }
                 self.channels.insert(channel, ChannelState::Live(last));
             }
-            Outbound::Unsubscribed { channel, reply } => {
+            Outbound::Unsubscribed(u) => {
+                let Unsubscription { channel, reply } = *u;
                 self.channels.remove(&channel);
                 emit(None, reply);
             }
@@ -125,11 +123,7 @@ mod tests {
     use super::*;
 
     fn d(ch: &ChannelName, offset: u64) -> Outbound {
-        Outbound::Delivery {
-            channel: ch.clone(),
-            offset,
-            frame: Bytes::from(offset.to_string()),
-        }
+        Outbound::delivery(ch.clone(), offset, Bytes::from(offset.to_string()))
     }
 
     fn run(items: Vec<Outbound>) -> Vec<String> {
@@ -152,13 +146,13 @@ mod tests {
             },
             d(&ch, 7), // live, published while history was read: also in catch_up
             d(&ch, 8),
-            Outbound::CompleteSubscribe {
+            Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
                 reply: Some(Bytes::from("sub")),
                 after: 4,
                 catch_up: (5..=7).map(|o| (o, Bytes::from(o.to_string()))).collect(),
                 ok: true,
-            },
+            })),
             d(&ch, 8), // duplicate
             d(&ch, 9),
         ]);
@@ -174,13 +168,13 @@ mod tests {
             },
             d(&ch, 3),
             d(&ch, 4),
-            Outbound::CompleteSubscribe {
+            Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
                 reply: Some(Bytes::from("sub")),
                 after: 3,
                 catch_up: vec![],
                 ok: true,
-            },
+            })),
         ]);
         assert_eq!(out, ["sub", "4"]);
     }
@@ -188,30 +182,27 @@ mod tests {
     #[test]
     fn transient_passes_only_while_live_and_keeps_the_offset() {
         let ch = ChannelName::parse("room:1").unwrap();
-        let t = |s: &'static str| Outbound::Transient {
-            channel: ch.clone(),
-            frame: Bytes::from(s),
-        };
+        let t = |s: &'static str| Outbound::transient(ch.clone(), Bytes::from(s));
         let out = run(vec![
             t("before"),
             Outbound::BeginSubscribe {
                 channel: ch.clone(),
             },
             t("pending"),
-            Outbound::CompleteSubscribe {
+            Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
                 reply: None,
                 after: 2,
                 catch_up: vec![],
                 ok: true,
-            },
+            })),
             t("typing"),
             d(&ch, 2), // not after the position: still a duplicate
             d(&ch, 3),
-            Outbound::Unsubscribed {
+            Outbound::Unsubscribed(Box::new(Unsubscription {
                 channel: ch.clone(),
                 reply: Bytes::from("unsub"),
-            },
+            })),
             t("after"),
         ]);
         assert_eq!(out, ["typing", "3", "unsub"]);
@@ -225,18 +216,18 @@ mod tests {
                 channel: ch.clone(),
             },
             d(&ch, 1),
-            Outbound::CompleteSubscribe {
+            Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
                 reply: Some(Bytes::from("err")),
                 after: 0,
                 catch_up: vec![],
                 ok: false,
-            },
+            })),
             d(&ch, 2),
-            Outbound::Unsubscribed {
+            Outbound::Unsubscribed(Box::new(Unsubscription {
                 channel: ch.clone(),
                 reply: Bytes::from("unsub"),
-            },
+            })),
         ]);
         assert_eq!(out, ["err", "unsub"]);
     }
@@ -254,13 +245,13 @@ mod tests {
         );
         gate.process_tracked(d(&ch, 3), &mut out);
         gate.process_tracked(
-            Outbound::CompleteSubscribe {
+            Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
                 reply: None,
                 after: 1,
                 catch_up: vec![(2, Bytes::from("2")), (3, Bytes::from("3"))],
                 ok: true,
-            },
+            })),
             &mut out,
         );
         gate.process_tracked(Outbound::Frame(Bytes::from("note")), &mut out);

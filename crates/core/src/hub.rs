@@ -63,19 +63,16 @@ impl WireFormat {
 }
 
 /// What goes through a connection's bounded outbound queue, in order, to its writer task.
+///
+/// Kept at 40 bytes (a `Bytes` plus the tag): every connection's queue allocates its first
+/// block of 32 slots up front, so the size of this enum is paid by every idle connection. The
+/// large, rare variants are boxed and publications are one shared `Arc` (see [`Encoded`]).
 #[derive(Debug)]
 pub enum Outbound {
     /// A reply or notice, written as is.
     Frame(Bytes),
     /// A publication, pre-encoded, with its position so the writer can drop duplicates.
-    Delivery {
-        /// Channel it was published on.
-        channel: ChannelName,
-        /// Its offset in the channel.
-        offset: u64,
-        /// The encoded frame.
-        frame: Bytes,
-    },
+    Delivery(Arc<Encoded>),
     /// A subscription is being set up: hold live deliveries for the channel until
     /// [`Outbound::CompleteSubscribe`] arrives.
     BeginSubscribe {
@@ -83,35 +80,71 @@ pub enum Outbound {
         channel: ChannelName,
     },
     /// Catch-up is known: write `reply`, then `catch_up`, then held deliveries after `after`.
-    CompleteSubscribe {
-        /// Channel.
-        channel: ChannelName,
-        /// The `subscribed` reply (or an error reply if the subscription failed); `None` for
-        /// implicit subscriptions the client did not ask for.
-        reply: Option<Bytes>,
-        /// The last offset the client will have seen once `catch_up` is written.
-        after: u64,
-        /// Missed publications, in order, pre-encoded for this connection.
-        catch_up: Vec<(u64, Bytes)>,
-        /// False when the subscription failed and held deliveries must be discarded.
-        ok: bool,
-    },
+    CompleteSubscribe(Box<Completion>),
     /// A transient publication (no offset of its own, not in history): written only while the
     /// channel is live for this connection, dropped while its subscription is being set up or
-    /// after it ended. See [`Hub::deliver_transient`].
-    Transient {
-        /// Channel it was published on.
-        channel: ChannelName,
-        /// The encoded frame.
-        frame: Bytes,
-    },
+    /// after it ended. See [`Hub::deliver_transient`]. Its `offset` is not a position.
+    Transient(Arc<Encoded>),
     /// The client left the channel: forget its stream state, then write `reply`.
-    Unsubscribed {
-        /// Channel.
-        channel: ChannelName,
-        /// The `unsubscribed` reply.
-        reply: Bytes,
-    },
+    Unsubscribed(Box<Unsubscription>),
+}
+
+impl Outbound {
+    /// A delivery of `frame` at `offset` on `channel` (tests and one-off sends; the hub shares
+    /// one [`Encoded`] among all subscribers that get the same bytes).
+    pub fn delivery(channel: ChannelName, offset: u64, frame: Bytes) -> Self {
+        Self::Delivery(Arc::new(Encoded {
+            channel,
+            offset,
+            frame,
+        }))
+    }
+
+    /// A transient publication of `frame` on `channel`.
+    pub fn transient(channel: ChannelName, frame: Bytes) -> Self {
+        Self::Transient(Arc::new(Encoded {
+            channel,
+            offset: 0,
+            frame,
+        }))
+    }
+}
+
+/// A publication encoded for one wire format and audience, shared by every subscriber that
+/// receives exactly these bytes.
+#[derive(Debug)]
+pub struct Encoded {
+    /// Channel it was published on.
+    pub channel: ChannelName,
+    /// Its offset in the channel.
+    pub offset: u64,
+    /// The encoded frame.
+    pub frame: Bytes,
+}
+
+/// The end of a subscription's setup (see [`Outbound::CompleteSubscribe`]).
+#[derive(Debug)]
+pub struct Completion {
+    /// Channel.
+    pub channel: ChannelName,
+    /// The `subscribed` reply (or an error reply if the subscription failed); `None` for
+    /// implicit subscriptions the client did not ask for.
+    pub reply: Option<Bytes>,
+    /// The last offset the client will have seen once `catch_up` is written.
+    pub after: u64,
+    /// Missed publications, in order, pre-encoded for this connection.
+    pub catch_up: Vec<(u64, Bytes)>,
+    /// False when the subscription failed and held deliveries must be discarded.
+    pub ok: bool,
+}
+
+/// The client left a channel (see [`Outbound::Unsubscribed`]).
+#[derive(Debug)]
+pub struct Unsubscription {
+    /// Channel.
+    pub channel: ChannelName,
+    /// The `unsubscribed` reply.
+    pub reply: Bytes,
 }
 
 /// The hub's view of one connection: where to queue its frames and how to stop it.
@@ -395,7 +428,7 @@ impl Hub {
             .cloned();
         let Some(entry) = entry else { return };
         let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
-        let mut cache: [[Option<Bytes>; 2]; WireFormat::COUNT] = Default::default();
+        let mut cache: [[Option<Arc<Encoded>>; 2]; WireFormat::COUNT] = Default::default();
         let shared = publication.data.is_shared();
         let (mut delivered, mut dropped) = (0usize, 0usize);
         for conn in subs.values() {
@@ -408,20 +441,19 @@ impl Hub {
                 conn.audience()
             };
             let slot = &mut cache[conn.format.index()][audience.index()];
-            let frame = slot
-                .get_or_insert_with(|| conn.format.encode(publication, audience))
+            let encoded = slot
+                .get_or_insert_with(|| {
+                    Arc::new(Encoded {
+                        channel: publication.channel.clone(),
+                        offset: publication.offset,
+                        frame: conn.format.encode(publication, audience),
+                    })
+                })
                 .clone();
             let item = if transient {
-                Outbound::Transient {
-                    channel: publication.channel.clone(),
-                    frame,
-                }
+                Outbound::Transient(encoded)
             } else {
-                Outbound::Delivery {
-                    channel: publication.channel.clone(),
-                    offset: publication.offset,
-                    frame,
-                }
+                Outbound::Delivery(encoded)
             };
             match conn.offer(item) {
                 Offer::Queued => delivered += 1,
@@ -439,6 +471,17 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn queue_items_stay_small() {
+        // Every connection's queue allocates 32 slots up front: at 88 bytes (before the large
+        // variants were boxed) that was 2.8 KiB of each idle connection's memory.
+        assert!(
+            std::mem::size_of::<Outbound>() <= 40,
+            "Outbound is {} bytes",
+            std::mem::size_of::<Outbound>()
+        );
+    }
     use crate::publication::PublicationData;
 
     fn publication(channel: &ChannelName, offset: u64) -> Publication {
@@ -467,7 +510,7 @@ mod tests {
         assert!(!hub.subscribe(&ch, &a1));
         hub.deliver(&publication(&ch, 1));
         let frame = |r: &mut mpsc::Receiver<Outbound>| match r.try_recv().unwrap() {
-            Outbound::Delivery { frame, .. } => frame,
+            Outbound::Delivery(d) => d.frame.clone(),
             other => panic!("{other:?}"),
         };
         let (f1, f2, f3) = (frame(&mut r1), frame(&mut r2), frame(&mut r3));
@@ -521,9 +564,9 @@ mod tests {
         }
         hub.deliver(&publication(&ch, 1));
         let frame = |r: &mut mpsc::Receiver<Outbound>| match r.try_recv().unwrap() {
-            Outbound::Delivery { frame, offset, .. } => {
-                assert_eq!(offset, 1);
-                frame
+            Outbound::Delivery(d) => {
+                assert_eq!(d.offset, 1);
+                d.frame.clone()
             }
             other => panic!("{other:?}"),
         };
@@ -559,10 +602,10 @@ mod tests {
             "the excluded connection gets nothing"
         );
         match rb.try_recv().unwrap() {
-            Outbound::Transient { channel, frame } => {
-                assert_eq!(channel, ch);
+            Outbound::Transient(t) => {
+                assert_eq!(t.channel, ch);
                 assert!(
-                    std::str::from_utf8(&frame)
+                    std::str::from_utf8(&t.frame)
                         .unwrap()
                         .contains("\"type\":\"e\"")
                 );
@@ -570,8 +613,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         hub.deliver_transient(&publication(&ch, 3), None);
-        assert!(matches!(ra.try_recv(), Ok(Outbound::Transient { .. })));
-        assert!(matches!(rb.try_recv(), Ok(Outbound::Transient { .. })));
+        assert!(matches!(ra.try_recv(), Ok(Outbound::Transient(_))));
+        assert!(matches!(rb.try_recv(), Ok(Outbound::Transient(_))));
     }
 
     #[test]

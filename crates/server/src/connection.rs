@@ -9,7 +9,7 @@ use bytes::Bytes;
 use switchboard_core::auth::Identity;
 use switchboard_core::broker::Recovery;
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::{ConnectionHandle, Outbound};
+use switchboard_core::hub::{Completion, ConnectionHandle, Outbound};
 use switchboard_core::publication::StreamPosition;
 
 use crate::node::{Joined, Node};
@@ -87,13 +87,13 @@ impl Connection {
             }) => {
                 let reply = reply(Some(&recovery));
                 self.handle
-                    .send(Outbound::CompleteSubscribe {
+                    .send(Outbound::CompleteSubscribe(Box::new(Completion {
                         channel: channel.clone(),
                         reply,
                         after,
                         catch_up,
                         ok: true,
-                    })
+                    })))
                     .await;
                 tracing::debug!(conn = %self.id(), channel = %channel, recovered = recovery.recovered, "subscribed");
                 self.subscriptions.insert(channel);
@@ -103,13 +103,13 @@ impl Connection {
                 tracing::warn!(conn = %self.id(), channel = %channel, error = %e, "subscribe failed");
                 let reply = reply(None);
                 self.handle
-                    .send(Outbound::CompleteSubscribe {
+                    .send(Outbound::CompleteSubscribe(Box::new(Completion {
                         channel,
                         reply,
                         after: 0,
                         catch_up: Vec::new(),
                         ok: false,
-                    })
+                    })))
                     .await;
                 false
             }

@@ -12,7 +12,7 @@ use serde_json::value::RawValue;
 use switchboard_core::auth::{AuthError, Identity};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::{CloseCode, ErrorCode};
-use switchboard_core::hub::{ConnectionHandle, Outbound};
+use switchboard_core::hub::{ConnectionHandle, Outbound, Unsubscription};
 use switchboard_core::protocol::{
     ClientMessage, Envelope, PresenceMember, ServerMessage, encode_error, encode_reply,
     valid_event_name,
@@ -393,10 +393,10 @@ impl Session {
         );
         self.conn
             .handle
-            .send(Outbound::Unsubscribed {
+            .send(Outbound::Unsubscribed(Box::new(Unsubscription {
                 channel: channel.clone(),
                 reply: Bytes::from(reply),
-            })
+            })))
             .await;
     }
 

@@ -114,8 +114,8 @@ impl TestNode {
 pub async fn next_delivery(rx: &mut mpsc::Receiver<Outbound>) -> (u64, String) {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(Outbound::Delivery { offset, frame, .. })) => {
-                return (offset, String::from_utf8(frame.to_vec()).unwrap());
+            Ok(Some(Outbound::Delivery(d))) => {
+                return (d.offset, String::from_utf8(d.frame.to_vec()).unwrap());
             }
             Ok(Some(_)) => {}
             Ok(None) => panic!("queue closed"),

@@ -22,7 +22,7 @@ use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::CloseCode;
 use switchboard_core::cursor::Cursor;
 use switchboard_core::gate::{Released, StreamGate};
-use switchboard_core::hub::{ConnectionHandle, Outbound, WireFormat};
+use switchboard_core::hub::{Completion, ConnectionHandle, Outbound, WireFormat};
 use switchboard_core::publication::StreamPosition;
 use tokio::sync::mpsc;
 
@@ -232,13 +232,13 @@ impl Feed {
             })?;
         self.channels.push(channel.clone());
         self.gate.process_tracked(
-            Outbound::CompleteSubscribe {
+            Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: channel.clone(),
                 reply: None,
                 after,
                 catch_up,
                 ok: true,
-            },
+            })),
             ready,
         );
         self.cursor.set(

@@ -19,7 +19,7 @@ use switchboard_core::auth::Identity;
 use switchboard_core::broker::Recovery;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::{CloseCode, ErrorCode};
-use switchboard_core::hub::{ConnectionHandle, Outbound};
+use switchboard_core::hub::{ConnectionHandle, Outbound, Unsubscription};
 use switchboard_core::publication::StreamPosition;
 use switchboard_core::socketio::encode_event_args;
 use tokio::sync::mpsc;
@@ -420,10 +420,10 @@ impl SioSession {
         // An empty reply: the writer has nothing to emit, the gate forgets the channel.
         self.conn
             .handle
-            .send(Outbound::Unsubscribed {
+            .send(Outbound::Unsubscribed(Box::new(Unsubscription {
                 channel: channel.clone(),
                 reply: Bytes::new(),
-            })
+            })))
             .await;
     }
 }
