@@ -314,7 +314,7 @@ async fn write_loop(
     // Created once and polled by reference: building these per delivery registered and removed
     // a waiter on two `Notify`s (one of them shared by every connection) for each write, about
     // 5% of the server's CPU in the closed-loop flamegraph (bench/results/2026-11-23.md).
-    let closed = handle.closed();
+    let closed = handle.writer_closed();
     let shutdown = node.shutting_down();
     tokio::pin!(closed, shutdown);
     let code = loop {

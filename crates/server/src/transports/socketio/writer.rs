@@ -68,7 +68,7 @@ pub async fn write_loop(
     let mut gate = StreamGate::default();
     let mut out = Vec::new();
     // Created once and polled by reference, not per delivery (see the native writer).
-    let closed = handle.closed();
+    let closed = handle.writer_closed();
     let shutdown = node.shutting_down();
     tokio::pin!(closed, shutdown);
     let code = 'outer: loop {
