@@ -73,14 +73,18 @@ fn main() -> ExitCode {
             }
             let line = rt.block_on(load::run(args));
             println!("{line}");
+            let pace = if line["closed_loop"] == serde_json::Value::Bool(true) {
+                format!("closed loop, window {}", line["window"])
+            } else {
+                format!("rate={}/s", line["rate"])
+            };
             eprintln!(
-                "{} {} n={} connected={} rate={}/s: delivered {}/{} lost {} dup {}; \
+                "{} {} n={} connected={} {pace}: delivered {}/{} lost {} dup {}; \
                  latency p50 {} p99 {} max {} ms; setup p50 {} p99 {} ms; CPU {} µs/delivery; {} KiB/conn",
                 line["server"],
                 line["scenario"],
                 line["connections"],
                 line["connected"],
-                line["rate"],
                 line["delivered"],
                 line["expected"],
                 line["lost"],
