@@ -14,8 +14,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 use crate::frame::{self, SioFrame};
 use crate::sse_client::{Chunked, Events, is_chunked};
@@ -129,44 +129,37 @@ async fn open_ws(stream: TcpStream, t: &Target) -> Result<Conn, ConnError> {
         Protocol::Ws => ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?,
         Protocol::Native => {
             ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?;
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) if frame::is_native_subscribed(&t) => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Err(ConnError::ClosedDuringSetup),
-                }
-            }
+            while !frame::is_native_subscribed(&next_text(&mut ws).await?) {}
         }
         Protocol::Socketio => loop {
-            match ws.next().await {
-                Some(Ok(Message::Text(t))) => match frame::classify_sio(&t) {
-                    SioFrame::Open => ws.send(Message::text(frame::SIO_CONNECT)).await?,
-                    SioFrame::Ping => ws.send(Message::text(frame::SIO_PONG)).await?,
-                    SioFrame::Connected => break,
-                    SioFrame::ConnectError => return Err(ConnError::Refused),
-                    SioFrame::Event(_) | SioFrame::Other => {}
-                },
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-                None => return Err(ConnError::ClosedDuringSetup),
+            match frame::classify_sio(&next_text(&mut ws).await?) {
+                SioFrame::Open => ws.send(Message::text(frame::SIO_CONNECT)).await?,
+                SioFrame::Ping => ws.send(Message::text(frame::SIO_PONG)).await?,
+                SioFrame::Connected => break,
+                SioFrame::ConnectError => return Err(ConnError::Refused),
+                SioFrame::Event(_) | SioFrame::Other => {}
             }
         },
         Protocol::Pusher => {
             ws.send(Message::text(pusher::subscribe_frame("missions")))
                 .await?;
-            loop {
-                match ws.next().await {
-                    Some(Ok(Message::Text(t))) if pusher::is_subscription_succeeded(&t) => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(e.into()),
-                    None => return Err(ConnError::ClosedDuringSetup),
-                }
-            }
+            while !pusher::is_subscription_succeeded(&next_text(&mut ws).await?) {}
         }
         Protocol::Sse => {}
     }
     Ok(Conn::Ws(Box::new(ws), t.protocol))
+}
+
+/// The next text frame during setup (other frames are skipped); the server closing is an error.
+async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, ConnError> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => return Ok(t),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(ConnError::ClosedDuringSetup),
+        }
+    }
 }
 
 /// Sends the event stream request, checks the head, and reads until the `connected` event.

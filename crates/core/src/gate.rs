@@ -121,9 +121,20 @@ impl StreamGate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
+
+    use crate::hub::Encoded;
+
+    fn encoded(ch: &ChannelName, offset: u64, frame: Bytes) -> Arc<Encoded> {
+        Arc::new(Encoded {
+            channel: ch.clone(),
+            offset,
+            frame,
+        })
+    }
 
     fn d(ch: &ChannelName, offset: u64) -> Outbound {
-        Outbound::delivery(ch.clone(), offset, Bytes::from(offset.to_string()))
+        Outbound::Delivery(encoded(ch, offset, Bytes::from(offset.to_string())))
     }
 
     fn run(items: Vec<Outbound>) -> Vec<String> {
@@ -182,7 +193,7 @@ mod tests {
     #[test]
     fn transient_passes_only_while_live_and_keeps_the_offset() {
         let ch = ChannelName::parse("room:1").unwrap();
-        let t = |s: &'static str| Outbound::transient(ch.clone(), Bytes::from(s));
+        let t = |s: &'static str| Outbound::Transient(encoded(&ch, 0, Bytes::from(s)));
         let out = run(vec![
             t("before"),
             Outbound::BeginSubscribe {

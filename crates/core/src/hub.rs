@@ -91,27 +91,6 @@ pub enum Outbound {
     Unsubscribed(Box<Unsubscription>),
 }
 
-impl Outbound {
-    /// A delivery of `frame` at `offset` on `channel` (tests and one-off sends; the hub shares
-    /// one [`Encoded`] among all subscribers that get the same bytes).
-    pub fn delivery(channel: ChannelName, offset: u64, frame: Bytes) -> Self {
-        Self::Delivery(Arc::new(Encoded {
-            channel,
-            offset,
-            frame,
-        }))
-    }
-
-    /// A transient publication of `frame` on `channel`.
-    pub fn transient(channel: ChannelName, frame: Bytes) -> Self {
-        Self::Transient(Arc::new(Encoded {
-            channel,
-            offset: 0,
-            frame,
-        }))
-    }
-}
-
 /// A publication encoded for one wire format and audience, shared by every subscriber that
 /// receives exactly these bytes.
 #[derive(Debug)]
