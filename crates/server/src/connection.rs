@@ -39,6 +39,12 @@ impl Connection {
         conn
     }
 
+    /// Whether `limits.max_subscriptions_per_connection` leaves no room for another channel;
+    /// every transport refuses a new subscription in that case.
+    pub fn subscriptions_full(&self) -> bool {
+        self.subscriptions.len() >= self.node.config.limits.max_subscriptions_per_connection
+    }
+
     /// The connection id.
     pub fn id(&self) -> &str {
         self.handle.id()

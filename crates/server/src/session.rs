@@ -307,14 +307,7 @@ impl Session {
                 .send_error(ErrorCode::BadRequest, "Already subscribed", r#ref)
                 .await;
         }
-        if self.conn.subscriptions.len()
-            >= self
-                .conn
-                .node
-                .config
-                .limits
-                .max_subscriptions_per_connection
-        {
+        if self.conn.subscriptions_full() {
             return self
                 .send_error(
                     ErrorCode::BadRequest,

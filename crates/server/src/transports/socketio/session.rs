@@ -243,14 +243,7 @@ impl SioSession {
     }
 
     fn check_subscription_room(&self) -> Result<(), Refusal> {
-        if self.conn.subscriptions.len()
-            >= self
-                .conn
-                .node
-                .config
-                .limits
-                .max_subscriptions_per_connection
-        {
+        if self.conn.subscriptions_full() {
             return Err(Refusal::bad("Too many subscriptions on this connection"));
         }
         Ok(())
