@@ -11,6 +11,8 @@
 //! - [`broker`]: the Broker trait (offsets, epochs, history) and the in-memory broker.
 //! - [`cursor`]: the opaque multi-channel resume cursor of SSE ids and long-poll answers.
 //! - [`sse`]: Server-Sent Events framing around the native delivery JSON.
+//! - [`ids`]: unguessable connection and record ids.
+//! - [`refusal`]: a refused client request: catalogue code and public message.
 
 pub mod auth;
 pub mod broker;
@@ -19,7 +21,9 @@ pub mod codes;
 pub mod cursor;
 pub mod gate;
 pub mod hub;
+pub mod ids;
 pub mod protocol;
 pub mod publication;
+pub mod refusal;
 pub mod socketio;
 pub mod sse;

@@ -1,28 +1,31 @@
 //! Switchboard: a real-time API server.
 //!
-//! - [`config`]: layered configuration (file ← env ← flags) with validation.
-//! - [`cli`]: the `switchboard` command line (`serve`, `token`, `migrate`).
-//! - [`node`]: the per-process state every app and transport reaches through.
-//! - [`http`]: router, REST errors, auth extraction, Origin allow-list.
-//! - [`transports`]: native WebSocket, Socket.IO, Server-Sent Events and long-polling.
-//! - [`session`]: the native protocol's per-connection logic, independent of the socket.
-//! - [`apps`]: the reference applications (missions, chat, payments, cities).
-//! - [`changes`]: publishes rows changed outside the API (PostgreSQL change capture).
+//! A house where each floor imports only the floors below it (docs/architecture.md draws it):
+//!
+//! - this file: [`serve`], which builds a node and runs the router.
+//! - [`router`]: the top; assembles the apps, the transports and the operations routes.
+//! - [`apps`], [`transports`], [`ops`]: siblings that never import each other. Apps own
+//!   routes, records, DTOs and client events; transports decode requests and write bytes;
+//!   ops is what operators use (health, the publish API, the console).
+//! - [`commands`]: the one protocol-independent command layer every transport decodes into.
+//! - [`node`]: the per-process state, and the app seam ([`node::App`]) where apps and
+//!   transports meet.
+//! - [`http`], [`limits`]: edge helpers (REST errors, bearer tokens, Origin) and the shared
+//!   rate and connection limits.
+//! - [`config`], [`cli`], [`tls`]: the ground floor.
 //!
 //! The server is a function: [`serve`] takes a config, a bound listener and a shutdown future,
 //! so tests run it on `127.0.0.1:0` in-process.
 
 pub mod apps;
-pub mod changes;
 pub mod cli;
+pub mod commands;
 pub mod config;
-pub mod conn_limit;
-pub mod connection;
 pub mod http;
-pub mod inbox;
+pub mod limits;
 pub mod node;
-pub mod rate_limit;
-pub mod session;
+pub mod ops;
+pub mod router;
 pub mod tls;
 pub mod transports;
 
@@ -38,7 +41,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use config::Config;
-use node::Node;
+use node::{Apps, Node, PRESENCE_EVENTS, Parts};
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -121,19 +124,22 @@ pub async fn serve(
     let hub = Arc::new(Hub::default());
     let (broker, memory) = build_broker(&config, &hub)?;
     let (stop_tx, stop_rx) = watch::channel(false);
-    let node = Arc::new(Node::new(
-        Arc::clone(&config),
+    let mut reserved = PRESENCE_EVENTS.to_vec();
+    reserved.push(transports::socketio::SOCKET_ID_EVENT);
+    let node = Arc::new(Node::new(Parts {
+        config: Arc::clone(&config),
         store,
         broker,
         hub,
         verifier,
-        stop_rx.clone(),
-    ));
+        apps: Apps::new(apps::all(), &reserved),
+        shutdown: stop_rx.clone(),
+    }));
 
     let capture = node
         .store
         .capture_changes()
-        .map(|rx| tokio::spawn(changes::run(Arc::clone(&node), rx)));
+        .map(|rx| tokio::spawn(node::changes::run(Arc::clone(&node), rx)));
 
     // Forget idle channel streams whose history has expired, and refilled rate-limit buckets.
     let sweeper = tokio::spawn({
@@ -163,7 +169,7 @@ pub async fn serve(
         std::future::pending::<()>().await;
     });
 
-    let app = http::router(Arc::clone(&node)).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router::router(Arc::clone(&node)).into_make_service_with_connect_info::<SocketAddr>();
     let mut graceful = stop_rx.clone();
     let graceful = async move {
         let _ = graceful.wait_for(|stop| *stop).await;

@@ -18,12 +18,15 @@ use serde_json::Value;
 use switchboard_core::auth::Role;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::publication::PublicationData;
-use switchboard_store::CitySnapshotRecord;
+use switchboard_core::refusal::Refusal;
+use switchboard_store::{ChangeEvent, ChangeTable, CitySnapshotRecord};
 
 use crate::config::AlertRule;
 use crate::http::auth::{identify, require_role};
 use crate::http::error::ApiError;
-use crate::node::Node;
+use crate::node::error::{AppError, PublishError};
+use crate::node::scope::{ClientScope, JoinError};
+use crate::node::{App, Node, Notice};
 
 /// Most metrics accepted in one post.
 pub const MAX_METRICS: usize = 100;
@@ -73,11 +76,100 @@ struct PostAnswer {
     alerts: Vec<AlertDto>,
 }
 
-/// Routes of this app.
-pub fn routes() -> Router<Arc<Node>> {
-    Router::new()
-        .route("/api/cities/{city_id}", get(show))
-        .route("/api/cities/{city_id}/data", post(ingest))
+/// The event of a stored snapshot.
+pub const DATA_EVENT: &str = "data_update";
+/// The event of the rules a snapshot breached.
+pub const ALERTS_EVENT: &str = "alerts";
+/// The notice a new subscriber of a city receives first: its current snapshot.
+pub const INITIAL_EVENT: &str = "initial_data";
+/// The client event that joins a city's stream (the native `auth` message's `cityId`).
+pub const JOIN_EVENT: &str = "join-city";
+/// The message for a city id that is not `[a-z0-9-]{1,64}`.
+const BAD_CITY_ID: &str = "city id must match [a-z0-9-]{1,64}";
+
+/// The city dashboards app.
+pub struct Cities;
+
+#[async_trait::async_trait]
+impl App for Cities {
+    fn name(&self) -> &'static str {
+        "cities"
+    }
+
+    fn routes(&self) -> Router<Arc<Node>> {
+        Router::new()
+            .route("/api/cities/{city_id}", get(show))
+            .route("/api/cities/{city_id}/data", post(ingest))
+    }
+
+    fn server_events(&self) -> &'static [&'static str] {
+        &[DATA_EVENT, ALERTS_EVENT, INITIAL_EVENT]
+    }
+
+    fn client_events(&self) -> &'static [&'static str] {
+        &[JOIN_EVENT]
+    }
+
+    /// `join-city` cityId: subscribes to `city:<cityId>` if the token allows it, answered like
+    /// a subscribe (`subscribed`, then `initial_data`); joining a city twice is not an error.
+    async fn on_client_event(
+        &self,
+        _node: &Node,
+        client: &mut dyn ClientScope,
+        _event: &str,
+        data: &Value,
+    ) -> Result<Value, Refusal> {
+        let channel = data
+            .as_str()
+            .filter(|city| valid_city_id(city))
+            .and_then(|city| channel_for(city).ok())
+            .ok_or_else(|| Refusal::bad("cityId must match [a-z0-9-]{1,64}"))?;
+        match client.join(channel, true).await {
+            // A failed announced join has already told the client.
+            Ok(_) | Err(JoinError::Failed) => Ok(Value::Null),
+            Err(JoinError::Refused(refusal)) => Err(refusal),
+        }
+    }
+
+    /// A dashboard starts from the current snapshot: `initial_data` with it, or `null` data
+    /// when the city has none yet.
+    async fn on_join(
+        &self,
+        node: &Node,
+        channel: &ChannelName,
+    ) -> Result<Option<Notice>, AppError> {
+        if channel.namespace() != "city" {
+            return Ok(None);
+        }
+        let city_id = channel.suffix().unwrap_or_default();
+        let snapshot = if valid_city_id(city_id) {
+            node.store
+                .get_city_snapshot(city_id)
+                .await?
+                .as_ref()
+                .map(CitySnapshotDto::from)
+        } else {
+            None
+        };
+        Ok(Some(Notice {
+            event: INITIAL_EVENT,
+            data: serde_json::to_value(snapshot)?,
+        }))
+    }
+
+    /// A snapshot written by another writer is published like an API post.
+    async fn on_change(&self, node: &Node, change: &ChangeEvent) -> Result<bool, AppError> {
+        if change.table != ChangeTable::CitySnapshots {
+            return Ok(false);
+        }
+        let channel = channel_for(&change.key).map_err(|_| AppError::BadKey(change.key.clone()))?;
+        // A deleted snapshot has nothing to publish; new subscribers get `null` data.
+        if let Some(record) = node.store.get_city_snapshot(&change.key).await? {
+            publish_snapshot(node, &channel, &record).await?;
+            tracing::info!(city = %change.key, "published a city snapshot changed outside the API");
+        }
+        Ok(true)
+    }
 }
 
 /// Whether `id` is a valid city id: `[a-z0-9-]{1,64}`.
@@ -169,15 +261,12 @@ pub fn evaluate_alerts(rules: &[AlertRule], metrics: &BTreeMap<String, f64>) -> 
 /// The `city:<id>` channel of a city.
 pub fn channel_for(city_id: &str) -> Result<ChannelName, ApiError> {
     ChannelName::parse(&format!("city:{city_id}"))
-        .map_err(|_| ApiError::invalid("cityId", "city id must match [a-z0-9-]{1,64}"))
+        .map_err(|_| ApiError::invalid("cityId", BAD_CITY_ID))
 }
 
 fn checked_city(city_id: &str) -> Result<ChannelName, ApiError> {
     if !valid_city_id(city_id) {
-        return Err(ApiError::invalid(
-            "cityId",
-            "city id must match [a-z0-9-]{1,64}",
-        ));
+        return Err(ApiError::invalid("cityId", BAD_CITY_ID));
     }
     channel_for(city_id)
 }
@@ -188,17 +277,12 @@ async fn ingest(
     Path(city_id): Path<String>,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_role(&node, &headers, &[Role::Pipeline, Role::Hq])?;
+    require_role(&node.verifier, &headers, &[Role::Pipeline, Role::Hq])?;
     let channel = checked_city(&city_id)?;
     let metrics = parse_metrics(&body)?;
-    let record = node
-        .store
-        .put_city_snapshot(&city_id, &metrics)
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let record = node.store.put_city_snapshot(&city_id, &metrics).await?;
     let (snapshot, alerts) = publish_snapshot(&node, &channel, &record).await?;
-    let answer = serde_json::to_value(PostAnswer { snapshot, alerts })
-        .map_err(|e| ApiError::internal(&e))?;
+    let answer = serde_json::to_value(PostAnswer { snapshot, alerts })?;
     Ok(Json(answer))
 }
 
@@ -208,19 +292,15 @@ pub async fn publish_snapshot(
     node: &Node,
     channel: &ChannelName,
     record: &CitySnapshotRecord,
-) -> Result<(CitySnapshotDto, Vec<AlertDto>), ApiError> {
+) -> Result<(CitySnapshotDto, Vec<AlertDto>), PublishError> {
     let snapshot = CitySnapshotDto::from(record);
-    let data = PublicationData::shared(&snapshot).map_err(|e| ApiError::internal(&e))?;
-    node.publish(channel, "data_update", data)
-        .await
-        .map_err(|e| ApiError::broadcast_failed(&e))?;
+    let data = PublicationData::shared(&snapshot)?;
+    node.publish(channel, DATA_EVENT, data).await?;
     let alerts = evaluate_alerts(&node.config.cities.alerts, &record.metrics);
     if !alerts.is_empty() {
         tracing::info!(city = %record.city_id, count = alerts.len(), "city alerts");
-        let data = PublicationData::shared(&alerts).map_err(|e| ApiError::internal(&e))?;
-        node.publish(channel, "alerts", data)
-            .await
-            .map_err(|e| ApiError::broadcast_failed(&e))?;
+        let data = PublicationData::shared(&alerts)?;
+        node.publish(channel, ALERTS_EVENT, data).await?;
     }
     Ok((snapshot, alerts))
 }
@@ -230,7 +310,7 @@ async fn show(
     headers: HeaderMap,
     Path(city_id): Path<String>,
 ) -> Result<Json<CitySnapshotDto>, ApiError> {
-    let who = identify(&node, &headers)?;
+    let who = identify(&node.verifier, &headers)?;
     let channel = checked_city(&city_id)?;
     if !node.policy.can_read(&who, "", &channel) {
         return Err(if who.is_authenticated() {
@@ -242,32 +322,9 @@ async fn show(
     let record = node
         .store
         .get_city_snapshot(&city_id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+        .await?
         .ok_or_else(|| ApiError::not_found("City not found"))?;
     Ok(Json(CitySnapshotDto::from(&record)))
-}
-
-/// The `initial_data` frame a new subscriber of `city:<id>` receives: the snapshot, or `null`
-/// data when the city has none yet.
-pub async fn initial_data_frame(node: &Node, channel: &ChannelName) -> Result<String, String> {
-    let city_id = channel.suffix().unwrap_or_default();
-    let snapshot = if valid_city_id(city_id) {
-        node.store
-            .get_city_snapshot(city_id)
-            .await
-            .map_err(|e| e.to_string())?
-            .as_ref()
-            .map(CitySnapshotDto::from)
-    } else {
-        None
-    };
-    serde_json::to_string(&serde_json::json!({
-        "type": "initial_data",
-        "channel": channel.as_str(),
-        "data": snapshot,
-    }))
-    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

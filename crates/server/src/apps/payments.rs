@@ -20,18 +20,31 @@ use switchboard_core::channel::ChannelName;
 use switchboard_core::publication::PublicationData;
 use switchboard_store::{NewPayment, PaymentRecord, PaymentStatus};
 
+use switchboard_core::ids::new_id;
+
 use crate::http::error::ApiError;
-use crate::node::Node;
-use crate::transports::ws::new_connection_id;
+use crate::node::{App, Node};
 
 /// The event carrying the outcome.
 pub const STATUS_EVENT: &str = "payment-status";
 
-/// Routes of this app.
-pub fn routes() -> Router<Arc<Node>> {
-    Router::new()
-        .route("/api/payments/make-payment-with-socket", post(make_payment))
-        .route("/api/payments/{id}", get(show))
+/// The payments app.
+pub struct Payments;
+
+impl App for Payments {
+    fn name(&self) -> &'static str {
+        "payments"
+    }
+
+    fn routes(&self) -> Router<Arc<Node>> {
+        Router::new()
+            .route("/api/payments/make-payment-with-socket", post(make_payment))
+            .route("/api/payments/{id}", get(show))
+    }
+
+    fn server_events(&self) -> &'static [&'static str] {
+        &[STATUS_EVENT]
+    }
 }
 
 /// The immediate answer to a payment request.
@@ -122,7 +135,7 @@ async fn make_payment(
     body: Bytes,
 ) -> Result<Json<PaymentAcceptedDto>, ApiError> {
     let request = validate(&body)?;
-    let id = format!("pay_{}", new_connection_id());
+    let id = format!("pay_{}", new_id());
     let record = node
         .store
         .create_payment(&NewPayment {
@@ -130,8 +143,7 @@ async fn make_payment(
             amount: request.amount,
             socket_id: request.socket_id.clone(),
         })
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+        .await?;
     tracing::info!(payment = %record.id, conn = %request.socket_id, "payment accepted");
     tokio::spawn(process(node, record.id, request));
     Ok(Json(PaymentAcceptedDto {
@@ -165,7 +177,7 @@ async fn process(node: Arc<Node>, id: String, request: PaymentRequest) {
     let ok = settled.status == PaymentStatus::Succeeded;
     let result = match PublicationData::shared(&ok) {
         Ok(data) => node.publish(&request.channel, STATUS_EVENT, data).await,
-        Err(e) => Err(switchboard_core::broker::BrokerError::from(e).into()),
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(p) => {
@@ -181,12 +193,7 @@ async fn show(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
 ) -> Result<Json<PaymentDto>, ApiError> {
-    match node
-        .store
-        .get_payment(&id)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
-    {
+    match node.store.get_payment(&id).await? {
         Some(record) => Ok(Json(PaymentDto::from(&record))),
         None => Err(ApiError::not_found("Payment not found")),
     }

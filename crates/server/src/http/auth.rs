@@ -1,10 +1,9 @@
 //! Reading the caller's identity from a REST request (`Authorization: Bearer …`).
 
 use axum::http::HeaderMap;
-use switchboard_core::auth::{AuthError, Identity, Role};
+use switchboard_core::auth::{AuthError, Identity, JwtVerifier, Role};
 
-use crate::http::error::ApiError;
-use crate::node::Node;
+use super::error::ApiError;
 
 /// The bearer token of a request, if any. A present but non-Bearer header is malformed.
 pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
@@ -26,18 +25,20 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, AuthError> {
 }
 
 /// The caller: anonymous without a header; a 401 for a bad token.
-pub fn identify(node: &Node, headers: &HeaderMap) -> Result<Identity, ApiError> {
-    let token = bearer(headers)?;
-    Ok(node.identify(token)?)
+pub fn identify(verifier: &JwtVerifier, headers: &HeaderMap) -> Result<Identity, ApiError> {
+    Ok(match bearer(headers)? {
+        None => Identity::anonymous(),
+        Some(token) => Identity::from_claims(verifier.verify(token)?),
+    })
 }
 
 /// The caller, who must hold one of `roles` (admins always may).
 pub fn require_role(
-    node: &Node,
+    verifier: &JwtVerifier,
     headers: &HeaderMap,
     roles: &[Role],
 ) -> Result<Identity, ApiError> {
-    let who = identify(node, headers)?;
+    let who = identify(verifier, headers)?;
     if !who.is_authenticated() {
         return Err(AuthError::Missing.into());
     }

@@ -1,10 +1,20 @@
-//! The one REST error type: picks the status and the public message, logs the private cause.
+//! The one REST error type. It picks the status and the public message; the private cause
+//! travels with the response (as an extension, never in the body) to [`log_errors`], the one
+//! place that logs it — like axum's error-handling example, errors are logged at the edge, not
+//! where they are born.
+//!
+//! Errors from below convert with `?`: the store's and the broker's become a 500 or 503 whose
+//! body says nothing about the cause, a token error a 401.
 
 use axum::Json;
+use axum::extract::Request;
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use switchboard_core::auth::AuthError;
+
+use crate::node::error::{AppError, PublishError};
 
 /// A REST failure as the client sees it: `{"error": …, "field"?: …}`.
 #[derive(Debug)]
@@ -12,7 +22,12 @@ pub struct ApiError {
     status: StatusCode,
     error: String,
     field: Option<&'static str>,
+    cause: Option<String>,
 }
+
+/// The private cause of a failed response, for [`log_errors`]; never serialized.
+#[derive(Debug, Clone)]
+pub struct ErrorCause(pub String);
 
 #[derive(Serialize)]
 struct Body<'a> {
@@ -28,15 +43,15 @@ impl ApiError {
             status,
             error: error.into(),
             field: None,
+            cause: None,
         }
     }
 
     /// 422 naming the offending field.
     pub fn invalid(field: &'static str, error: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::UNPROCESSABLE_ENTITY,
-            error: error.into(),
             field: Some(field),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, error)
         }
     }
 
@@ -44,9 +59,8 @@ impl ApiError {
     /// unparseable channel list): the request cannot be understood, as opposed to a 422.
     pub fn bad_request(field: &'static str, error: impl Into<String>) -> Self {
         Self {
-            status: StatusCode::BAD_REQUEST,
-            error: error.into(),
             field: Some(field),
+            ..Self::new(StatusCode::BAD_REQUEST, error)
         }
     }
 
@@ -60,19 +74,25 @@ impl ApiError {
         Self::new(StatusCode::FORBIDDEN, error)
     }
 
-    /// 500; the cause is logged here and never shown to the client.
+    /// 500; the cause is logged by [`log_errors`] and never shown to the client.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        Self {
+            cause: Some(cause.to_string()),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
     }
 
     /// 503 when the write was stored but could not be broadcast.
     pub fn broadcast_failed(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(error = %cause, "publication failed after a successful write");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Saved, but the change could not be broadcast; retry the request",
-        )
+        Self {
+            cause: Some(format!(
+                "publication failed after a successful write: {cause}"
+            )),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Saved, but the change could not be broadcast; retry the request",
+            )
+        }
     }
 
     /// The status code (for tests and logs).
@@ -92,6 +112,38 @@ impl From<AuthError> for ApiError {
     }
 }
 
+impl From<switchboard_store::StoreError> for ApiError {
+    fn from(e: switchboard_store::StoreError) -> Self {
+        Self::internal(&e)
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::internal(&e)
+    }
+}
+
+/// A publication that failed after the write was stored: encoding is a bug (500), anything
+/// else means the broadcast did not happen (503, retry).
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> Self {
+        match e {
+            PublishError::Encode(e) => Self::internal(&e),
+            e => Self::broadcast_failed(&e),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Publish(e) => e.into(),
+            e => Self::internal(&e),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = Json(Body {
@@ -105,6 +157,20 @@ impl IntoResponse for ApiError {
                 axum::http::HeaderValue::from_static("Bearer"),
             );
         }
+        if let Some(cause) = self.cause {
+            res.extensions_mut().insert(ErrorCause(cause));
+        }
         res
     }
+}
+
+/// Logs the private cause of every failed REST response, once, with its method and path.
+pub async fn log_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if let Some(ErrorCause(cause)) = response.extensions().get::<ErrorCause>() {
+        tracing::error!(%method, path, status = response.status().as_u16(), error = %cause, "request failed");
+    }
+    response
 }

@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
-use switchboard_core::auth::{AuthError, Identity};
+use switchboard_core::auth::Identity;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::CloseCode;
 use switchboard_core::cursor::Cursor;
@@ -26,11 +26,14 @@ use switchboard_core::hub::{Completion, ConnectionHandle, Outbound, WireFormat};
 use switchboard_core::publication::StreamPosition;
 use tokio::sync::mpsc;
 
-use crate::conn_limit::ConnectionPermit;
+use switchboard_core::ids::new_id;
+
+use crate::commands::auth::admit;
 use crate::http::auth::bearer;
 use crate::http::error::ApiError;
-use crate::node::{self, Node};
-use crate::transports::ws::new_connection_id;
+use crate::limits::connections::ConnectionPermit;
+use crate::node::Node;
+use crate::node::membership::Joined as NodeJoined;
 
 /// Most queued items handed to the writer in one batch.
 const BATCH: usize = 64;
@@ -60,15 +63,12 @@ impl FeedRequest {
             Some(t) => Some(t.as_str()),
             None => bearer(headers)?,
         };
-        let identity = node.identify(token)?;
-        if !identity.is_authenticated() && !node.config.auth.allow_anonymous {
-            return Err(AuthError::Missing.into());
-        }
+        let identity = admit(node, token)?;
         let channels = parse_channels(
             query.get("channels").map(String::as_str),
             node.config.limits.max_subscriptions_per_connection,
         )?;
-        let id = new_connection_id();
+        let id = new_id();
         for channel in &channels {
             if !node.policy.can_read(&identity, &id, channel) {
                 let message = if identity.is_authenticated() {
@@ -215,7 +215,7 @@ impl Feed {
             },
             ready,
         );
-        let node::Joined {
+        let NodeJoined {
             recovery,
             after,
             catch_up,

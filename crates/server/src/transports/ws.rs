@@ -1,8 +1,7 @@
-//! Native WebSocket transport at `GET /ws` (SPEC §4.1).
-//!
-//! One task reads and dispatches through a [`Session`]; one writer task drains the bounded
-//! outbound queue through the [`StreamGate`] and writes frames, pings on the heartbeat interval,
-//! and sends the close frame. Neither holds a lock across an await.
+//! Native WebSocket transport at `GET /ws` (SPEC §4.1): the socket side of the native
+//! protocol. One task reads, decodes and hands each message to the connection's command
+//! [`Client`] (through `native.rs`); the shared write loop drains the bounded outbound queue,
+//! pings on the heartbeat and sends the close frame. Neither holds a lock across an await.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -13,23 +12,28 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use switchboard_core::auth::{AuthError, Identity};
+use switchboard_core::auth::Identity;
 use switchboard_core::codes::{CloseCode, ErrorCode};
-use switchboard_core::gate::StreamGate;
 use switchboard_core::hub::{ConnectionHandle, Outbound, WireFormat};
+use switchboard_core::ids::new_id;
 use switchboard_core::protocol::{self, PROTOCOL_VERSION, ServerMessage, encode_reply};
-use tokio::sync::mpsc;
+use switchboard_core::publication::Audience;
+use switchboard_core::refusal::Refusal;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::conn_limit::ConnectionPermit;
+use super::expiry::{sleep_until_some, token_deadline};
+use super::native::{self, NativeResponder};
+use super::write_loop::{self, CLOSE_FLUSH, Transport, WriteError};
+use crate::commands::auth::{Refused, admit};
+use crate::commands::client::{Admission, Client, Resubscribe};
+use crate::commands::request::Next;
 use crate::http::origin::OriginPolicy;
+use crate::limits::connections::ConnectionPermit;
 use crate::node::Node;
-use crate::rate_limit::{Decision, client_key};
-use crate::session::{Next, Session, close_code_for};
-use crate::transports::expiry::{sleep_until_some, token_deadline};
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
 const MAX_INVALID_STREAK: u32 = 10;
@@ -38,19 +42,6 @@ const MAX_INVALID_STREAK: u32 = 10;
 /// demand and takes a few more reads. Every idle connection pays for this buffer, so it is the
 /// largest single term of idle memory (bench/results/2026-11-23-memory.md).
 const READ_BUFFER_BYTES: usize = 2 * 1024;
-/// How long the writer may spend flushing queued replies before a close frame.
-const CLOSE_FLUSH: Duration = Duration::from_secs(2);
-
-/// A fresh connection id: 20 random alphanumerics (≈119 bits), unguessable, so `conn:<id>`
-/// cannot be read by anyone else.
-pub fn new_connection_id() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..20)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
 
 /// The upgrade handler.
 pub async fn handler(
@@ -75,8 +66,7 @@ pub async fn handler(
         .get("token")
         .map(String::as_str)
         .filter(|t| !t.is_empty());
-    let identity = node.identify(token);
-    let token_given = token.is_some();
+    let identity = admit(&node, token);
     let max = node.config.limits.max_message_bytes;
     // The socket library's own cap sits above ours, so an oversized message reaches our check
     // and gets the documented 1009 close instead of a bare protocol error.
@@ -86,34 +76,37 @@ pub async fn handler(
         // tungstenite preallocates its read buffer per connection (128 KiB by default, which
         // made an idle native connection cost ~143 KiB, bench/results/2026-11-23.md).
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| run(node, socket, identity, token_given, permit, peer.ip()))
+        .on_upgrade(move |socket| run(node, socket, identity, permit, peer.ip()))
 }
 
 async fn run(
     node: Arc<Node>,
     socket: WebSocket,
-    identity: Result<Identity, AuthError>,
-    token_given: bool,
+    identity: Result<Identity, Refused>,
     permit: ConnectionPermit,
     peer_ip: IpAddr,
 ) {
-    let conn_id = new_connection_id();
+    let conn_id = new_id();
     let span = tracing::info_span!("ws", conn = %conn_id);
     async move {
         let _permit = permit;
+        let audience = identity
+            .as_ref()
+            .map_or(Audience::Agent, Identity::audience);
         let (handle, rx) = ConnectionHandle::new(
             Arc::from(conn_id.as_str()),
             WireFormat::Native,
-            identity
-                .as_ref()
-                .map_or(switchboard_core::publication::Audience::Agent, |i| {
-                    i.audience()
-                }),
+            audience,
             node.config.limits.outbound_queue,
         );
         let (sink, stream) = socket.split();
+        let transport = WsTransport {
+            sink,
+            heartbeat: Duration::from_millis(node.config.heartbeat.interval_ms),
+        };
         let writer = tokio::spawn(
-            write_loop(Arc::clone(&node), sink, rx, Arc::clone(&handle)).in_current_span(),
+            write_loop::run(Arc::clone(&node), transport, rx, Arc::clone(&handle))
+                .in_current_span(),
         );
         let welcome = encode_reply(
             &ServerMessage::Welcome {
@@ -125,50 +118,44 @@ async fn run(
             None,
         );
         handle.send(Outbound::Frame(welcome.into())).await;
-        tracing::debug!(authenticated = token_given, "connected");
+        tracing::debug!(
+            authenticated = identity.as_ref().is_ok_and(Identity::is_authenticated),
+            "connected"
+        );
 
         match identity {
-            Err(e) => {
-                tracing::info!(reason = %e, "query token rejected");
-                let text = encode_reply(
-                    &ServerMessage::AuthError {
-                        message: &e.to_string(),
-                    },
-                    None,
-                );
+            Err(refused) => {
+                tracing::info!(reason = %refused, "websocket handshake refused");
+                let message = refused.to_string();
+                let text = encode_reply(&ServerMessage::AuthError { message: &message }, None);
                 handle.send(Outbound::Frame(text.into())).await;
-                handle.close(close_code_for(e));
+                handle.close(refused.close_code());
             }
             Ok(identity) => {
-                let anonymous = !identity.is_authenticated();
-                let mut session = Session::new(Arc::clone(&node), Arc::clone(&handle), identity);
-                if anonymous && !node.config.auth.allow_anonymous {
+                let authenticated = identity.is_authenticated();
+                let mut client = Client::new(
+                    Arc::clone(&node),
+                    Arc::clone(&handle),
+                    identity,
+                    peer_ip,
+                    Resubscribe::Refuse,
+                );
+                if authenticated {
+                    let user = client.identity().user.clone();
                     let text = encode_reply(
-                        &ServerMessage::AuthError {
-                            message: "Authentication required",
+                        &ServerMessage::Authenticated {
+                            user: user.as_deref(),
                         },
                         None,
                     );
                     handle.send(Outbound::Frame(text.into())).await;
-                    handle.close(CloseCode::AuthRequired);
-                } else {
-                    if !anonymous {
-                        let user = session.identity().user.clone();
-                        let text = encode_reply(
-                            &ServerMessage::Authenticated {
-                                user: user.as_deref(),
-                            },
-                            None,
-                        );
-                        handle.send(Outbound::Frame(text.into())).await;
-                    }
-                    // Boxed: a future's size is its largest await point, and this one lives as
-                    // long as the connection (see read_loop).
-                    Box::pin(session.join_personal_channels()).await;
-                    read_loop(&node, stream, &handle, &mut session, peer_ip).await;
                 }
-                // Dropping the session leaves its channels (with presence notices).
-                drop(session);
+                // Boxed: a future's size is its largest await point, and this one lives as
+                // long as the connection (see read_loop).
+                Box::pin(client.join_personal_channels()).await;
+                read_loop(&node, stream, &handle, &mut client).await;
+                // Dropping the client leaves its channels (with presence notices).
+                drop(client);
             }
         }
         // The writer ends after sending its close frame (or when the queue is dropped).
@@ -182,29 +169,61 @@ async fn run(
     .await;
 }
 
+/// What one frame read from the socket amounts to.
+enum Read {
+    /// A text message to decode.
+    Text(Utf8Bytes),
+    /// Nothing to handle (a ping or pong).
+    Skip,
+    /// An invalid frame (binary): answered, counted towards the invalid streak.
+    Invalid,
+    /// The connection ends with this code.
+    End(CloseCode),
+}
+
+fn classify(msg: Option<Result<Message, axum::Error>>, max: usize) -> Read {
+    match msg {
+        None | Some(Ok(Message::Close(_))) => Read::End(CloseCode::Normal),
+        Some(Err(e)) => {
+            // tungstenite reports a message over its cap as a capacity error.
+            let text = e.to_string().to_ascii_lowercase();
+            tracing::debug!(error = %e, "read error");
+            Read::End(if text.contains("too long") || text.contains("capacity") {
+                CloseCode::MessageTooBig
+            } else {
+                CloseCode::Normal
+            })
+        }
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Read::Skip,
+        Some(Ok(Message::Binary(b))) if b.len() > max => Read::End(CloseCode::MessageTooBig),
+        Some(Ok(Message::Binary(_))) => Read::Invalid,
+        Some(Ok(Message::Text(t))) if t.len() > max => {
+            tracing::info!(bytes = t.len(), "message too big");
+            Read::End(CloseCode::MessageTooBig)
+        }
+        Some(Ok(Message::Text(t))) => Read::Text(t),
+    }
+}
+
 async fn read_loop(
     node: &Node,
     mut stream: SplitStream<WebSocket>,
     handle: &Arc<ConnectionHandle>,
-    session: &mut Session,
-    peer_ip: IpAddr,
+    client: &mut Client,
 ) {
     let max = node.config.limits.max_message_bytes;
-    // A client over its limit gets `rate_limited`; one that sends this many more in a row
-    // without waiting for tokens is closed with 4008.
-    let max_limited_streak = (node.config.limits.client_messages_per_minute / 2).max(1);
-    let mut limited_streak = 0u32;
     let timeout = Duration::from_millis(node.config.heartbeat.timeout_ms);
     let mut last_seen = Instant::now();
     let mut invalid_streak = 0u32;
     loop {
-        let expiry = token_deadline(session.identity().expires_at);
+        let expiry = token_deadline(client.identity().expires_at);
         let msg = tokio::select! {
             msg = stream.next() => msg,
             _ = handle.closed() => return,
             () = sleep_until_some(expiry) => {
                 tracing::info!("token expired; closing");
-                session.send(encode_reply(&ServerMessage::AuthError { message: "Token expired" }, None)).await;
+                let text = encode_reply(&ServerMessage::AuthError { message: "Token expired" }, None);
+                client.queue(Bytes::from(text)).await;
                 handle.close(CloseCode::TokenExpired);
                 return;
             }
@@ -215,32 +234,18 @@ async fn read_loop(
             }
         };
         last_seen = Instant::now();
-        let text = match msg {
-            None | Some(Ok(Message::Close(_))) => {
-                handle.close(CloseCode::Normal);
+        let text = match classify(msg, max) {
+            Read::Text(text) => text,
+            Read::Skip => continue,
+            Read::End(code) => {
+                handle.close(code);
                 return;
             }
-            Some(Err(e)) => {
-                // tungstenite reports a message over its cap as a capacity error.
-                let too_big = e.to_string().to_ascii_lowercase().contains("too long")
-                    || e.to_string().to_ascii_lowercase().contains("capacity");
-                tracing::debug!(error = %e, "read error");
-                handle.close(if too_big {
-                    CloseCode::MessageTooBig
-                } else {
-                    CloseCode::Normal
-                });
-                return;
-            }
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Binary(b))) => {
-                if b.len() > max {
-                    handle.close(CloseCode::MessageTooBig);
-                    return;
-                }
+            Read::Invalid => {
                 invalid_streak += 1;
-                session
-                    .send_error(ErrorCode::InvalidMessage, "Invalid message format", None)
+                let refusal = Refusal::new(ErrorCode::InvalidMessage, "Invalid message format");
+                client
+                    .refuse(&mut NativeResponder::new(None), refusal)
                     .await;
                 if invalid_streak >= MAX_INVALID_STREAK {
                     handle.close(CloseCode::TooManyInvalid);
@@ -248,37 +253,27 @@ async fn read_loop(
                 }
                 continue;
             }
-            Some(Ok(Message::Text(t))) => t,
         };
-        if text.len() > max {
-            tracing::info!(bytes = text.len(), "message too big");
-            handle.close(CloseCode::MessageTooBig);
-            return;
-        }
-        let key = client_key(session.identity().user.as_deref(), peer_ip);
-        if let Decision::Limited { .. } = node.client_limiter.check(&key) {
-            limited_streak += 1;
-            if limited_streak > max_limited_streak {
-                tracing::info!("rate limit exceeded repeatedly");
-                handle.close(CloseCode::RateLimited);
+        match client.admit() {
+            Admission::Allowed => {}
+            Admission::Close(code) => {
+                handle.close(code);
                 return;
             }
-            let r#ref = protocol::decode(&text).ok().and_then(|e| e.r#ref);
-            session
-                .send_error(
-                    ErrorCode::RateLimited,
-                    "Rate limit exceeded; slow down",
-                    r#ref.as_ref(),
-                )
-                .await;
-            continue;
+            Admission::Refused(refusal) => {
+                let r#ref = protocol::decode(&text).ok().and_then(|e| e.r#ref);
+                client
+                    .refuse(&mut NativeResponder::new(r#ref.as_ref()), refusal)
+                    .await;
+                continue;
+            }
         }
-        limited_streak = 0;
         match protocol::decode(&text) {
             Err(e) => {
                 invalid_streak += 1;
-                session
-                    .send_error(e.code, &e.message, e.r#ref.as_ref())
+                let refusal = Refusal::new(e.code, e.message);
+                client
+                    .refuse(&mut NativeResponder::new(e.r#ref.as_ref()), refusal)
                     .await;
                 if invalid_streak >= MAX_INVALID_STREAK {
                     handle.close(CloseCode::TooManyInvalid);
@@ -290,7 +285,7 @@ async fn read_loop(
                 // Boxed so the state of the deepest handler (subscribe with recovery) is allocated
                 // only while a message is handled, not carried by every idle connection's task:
                 // dhat showed the connection task at 3.7 KiB before this.
-                if let Next::Close(code) = Box::pin(session.handle(envelope)).await {
+                if let Next::Close(code) = Box::pin(native::handle(client, envelope)).await {
                     handle.close(code);
                     return;
                 }
@@ -299,95 +294,52 @@ async fn read_loop(
     }
 }
 
-type Sink = SplitSink<WebSocket, Message>;
-
-async fn write_loop(
-    node: Arc<Node>,
-    mut sink: Sink,
-    mut rx: mpsc::Receiver<Outbound>,
-    handle: Arc<ConnectionHandle>,
-) {
-    let mut gate = StreamGate::default();
-    let mut out = Vec::new();
-    let period = Duration::from_millis(node.config.heartbeat.interval_ms);
-    let mut ping = tokio::time::interval_at(Instant::now() + period, period);
-    // Created once and polled by reference: building these per delivery registered and removed
-    // a waiter on two `Notify`s (one of them shared by every connection) for each write, about
-    // 5% of the server's CPU in the closed-loop flamegraph (bench/results/2026-11-23.md).
-    let closed = handle.writer_closed();
-    let shutdown = node.shutting_down();
-    tokio::pin!(closed, shutdown);
-    let code = loop {
-        tokio::select! {
-            biased;
-            code = &mut closed => break code,
-            () = &mut shutdown => break CloseCode::Restarting,
-            item = rx.recv() => {
-                let Some(item) = item else { break CloseCode::Normal };
-                // After an overflow the stream has a gap: write nothing more, so the client's
-                // last offset stays before the dropped publication and resuming recovers it.
-                if handle.overflowed() {
-                    break CloseCode::SlowConsumer;
-                }
-                gate.process(item, &mut out);
-                // Batch whatever else is already queued into one flush.
-                while out.len() < 64 && !handle.overflowed() {
-                    match rx.try_recv() {
-                        Ok(item) => gate.process(item, &mut out),
-                        Err(_) => break,
-                    }
-                }
-                // A client that stopped reading blocks this write; the close (4009 from the
-                // hub, 1012 on shutdown) must still win, so the write is raced against it.
-                tokio::select! {
-                    biased;
-                    code = &mut closed => break code,
-                    () = &mut shutdown => break CloseCode::Restarting,
-                    r = write_frames(&mut sink, &mut out) => if r.is_err() {
-                        handle.close(CloseCode::Normal);
-                        return;
-                    },
-                }
-            }
-            _ = ping.tick() => {
-                if sink.send(Message::Ping(bytes::Bytes::new())).await.is_err() {
-                    handle.close(CloseCode::Normal);
-                    return;
-                }
-            }
-        }
-    };
-    handle.close(code);
-    // Replies queued before the close (an `auth_error`, say) go out first — except for a slow
-    // consumer, whose queue is the problem.
-    if code != CloseCode::SlowConsumer && !handle.overflowed() {
-        let flush = async {
-            while let Ok(item) = rx.try_recv() {
-                gate.process(item, &mut out);
-            }
-            write_frames(&mut sink, &mut out).await
-        };
-        let _ = tokio::time::timeout(CLOSE_FLUSH, flush).await;
-    }
-    tracing::debug!(code = code.code(), "closing");
-    let frame = CloseFrame {
-        code: code.code(),
-        reason: Utf8Bytes::from_static(code.reason()),
-    };
-    let _ = tokio::time::timeout(CLOSE_FLUSH, async {
-        let _ = sink.send(Message::Close(Some(frame))).await;
-        let _ = sink.close().await;
-    })
-    .await;
+/// The native socket's write half.
+struct WsTransport {
+    sink: SplitSink<WebSocket, Message>,
+    heartbeat: Duration,
 }
 
-async fn write_frames(sink: &mut Sink, out: &mut Vec<bytes::Bytes>) -> Result<(), axum::Error> {
-    for frame in out.drain(..) {
-        // Frames are built from `String`s, so this never fails; skip one if it somehow does.
-        let Ok(text) = Utf8Bytes::try_from(frame) else {
-            continue;
-        };
-        sink.feed(Message::Text(text)).await?;
+impl Transport for WsTransport {
+    const FLUSH_ON_CLOSE: bool = true;
+
+    async fn write_many(&mut self, frames: &mut Vec<Bytes>) -> Result<(), WriteError> {
+        for frame in frames.drain(..) {
+            if frame.is_empty() {
+                continue;
+            }
+            // Frames are built from `String`s, so this never fails; skip one if it somehow does.
+            let Ok(text) = Utf8Bytes::try_from(frame) else {
+                continue;
+            };
+            self.sink
+                .feed(Message::Text(text))
+                .await
+                .map_err(|_| WriteError::Gone)?;
+        }
+        self.sink.flush().await.map_err(|_| WriteError::Gone)
     }
-    sink.flush().await
+
+    fn heartbeat(&self) -> Option<Duration> {
+        Some(self.heartbeat)
+    }
+
+    async fn ping(&mut self) -> Result<(), WriteError> {
+        self.sink
+            .send(Message::Ping(Bytes::new()))
+            .await
+            .map_err(|_| WriteError::Gone)
+    }
+
+    async fn close(mut self, code: CloseCode) {
+        let frame = CloseFrame {
+            code: code.code(),
+            reason: Utf8Bytes::from_static(code.reason()),
+        };
+        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+            let _ = self.sink.send(Message::Close(Some(frame))).await;
+            let _ = self.sink.close().await;
+        })
+        .await;
+    }
 }

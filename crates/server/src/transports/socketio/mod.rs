@@ -8,13 +8,13 @@
 //!
 //! - `mod.rs`: the layer, the Origin guard, admission (token, anonymity, per-IP limit) and the
 //!   connect handler.
-//! - [`commands`]: decoding client events (sans-IO).
-//! - [`session`]: per-socket state and request handling, in order.
-//! - [`writer`]: the outbound queue to `emit`.
+//! - [`decode`]: client events as command-layer requests (sans-IO).
+//! - [`session`]: per-socket request handling, in order, answered as acks or `error` events.
+//! - [`sink`]: the socket as a transport of the shared write loop (`emit`).
 
-pub mod commands;
+pub mod decode;
 pub mod session;
-pub mod writer;
+pub mod sink;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -40,13 +40,18 @@ use switchboard_core::publication::StreamPosition;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::conn_limit::ConnectionPermit;
+use self::session::{Incoming, SioSession};
+use self::sink::SocketSink;
+use crate::commands::auth::admit as admit_token;
 use crate::http::origin::OriginPolicy;
+use crate::limits::connections::ConnectionPermit;
 use crate::node::Node;
-use session::{Incoming, SioSession};
+use crate::transports::write_loop;
 
 /// Where Socket.IO is served.
 pub const PATH: &str = "/socket.io";
+/// The event carrying a socket's id on connect (SPEC §1.3); only the server emits it.
+pub const SOCKET_ID_EVENT: &str = "socket-id";
 /// Client events queued per socket before further ones are refused.
 const INBOX: usize = 64;
 
@@ -137,13 +142,10 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
         .map(str::to_owned)
         .or(query_token)
         .filter(|t| !t.is_empty());
-    let identity = node.identify(token.as_deref()).map_err(|e| {
-        tracing::info!(reason = %e, "socket.io handshake token rejected");
+    let identity = admit_token(node, token.as_deref()).map_err(|e| {
+        tracing::info!(reason = %e, "socket.io handshake refused");
         Rejected(e.to_string())
     })?;
-    if !identity.is_authenticated() && !node.config.auth.allow_anonymous {
-        return Err(Rejected("Authentication required".into()));
-    }
     // The HTTP guard already refused these; checked again so the rule holds however the
     // layer is mounted.
     if !OriginPolicy::new(&node.config.security.allowed_origins).allows(&parts.headers) {
@@ -250,7 +252,7 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
         identity.audience(),
         node.config.limits.outbound_queue,
     );
-    if socket.emit("socket-id", &id).is_err() {
+    if socket.emit(SOCKET_ID_EVENT, &id).is_err() {
         return;
     }
     let (tx, inbox) = mpsc::channel(INBOX);
@@ -269,12 +271,17 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
         "connected"
     );
     tokio::spawn(
-        writer::write_loop(Arc::clone(&node), socket.clone(), rx, Arc::clone(&handle))
-            .instrument(span.clone()),
+        write_loop::run(
+            Arc::clone(&node),
+            SocketSink(socket.clone()),
+            rx,
+            Arc::clone(&handle),
+        )
+        .instrument(span.clone()),
     );
     tokio::spawn(
-        SioSession::new(node, handle, identity)
-            .run(inbox, permit, ip, since)
+        SioSession::new(node, Arc::clone(&handle), identity, ip)
+            .run(inbox, handle, permit, since)
             .instrument(span.clone()),
     );
 }

@@ -12,6 +12,7 @@ use switchboard_core::auth::Role;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::protocol::valid_event_name;
 use switchboard_core::publication::PublicationData;
+use switchboard_core::refusal::Refusal;
 
 use crate::http::auth::require_role;
 use crate::http::error::ApiError;
@@ -23,7 +24,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    require_role(&node, &headers, &[Role::Hq])?;
+    require_role(&node.verifier, &headers, &[Role::Hq])?;
     let mut obj = match serde_json::from_slice::<Value>(&body) {
         Ok(Value::Object(obj)) => obj,
         Ok(_) => return Err(ApiError::invalid("body", "Body must be a JSON object")),
@@ -31,7 +32,7 @@ pub async fn publish(
     };
     let channel = match obj.remove("channel") {
         Some(Value::String(c)) => ChannelName::parse(&c)
-            .map_err(|e| ApiError::invalid("channel", format!("Invalid channel: {e}")))?,
+            .map_err(|e| ApiError::invalid("channel", Refusal::invalid_channel(e).message))?,
         _ => {
             return Err(ApiError::invalid(
                 "channel",
@@ -55,11 +56,8 @@ pub async fn publish(
             "Unknown field; allowed fields are channel, event, data",
         ));
     }
-    let data = PublicationData::shared(&data).map_err(|e| ApiError::internal(&e))?;
-    let publication = node
-        .publish(&channel, &event, data)
-        .await
-        .map_err(|e| ApiError::broadcast_failed(&e))?;
+    let data = PublicationData::shared(&data)?;
+    let publication = node.publish(&channel, &event, data).await?;
     tracing::info!(channel = %channel, event, offset = publication.offset, "published via API");
     Ok(Json(json!({
         "channel": channel.as_str(),

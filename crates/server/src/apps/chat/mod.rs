@@ -6,14 +6,23 @@
 //! transient notices to the others in the room, never stored. Any transport whose connection
 //! is subscribed to the room receives them (Socket.IO and native alike).
 
+pub mod events;
+
 use serde::Serialize;
+use serde_json::{Value, json};
 use switchboard_core::broker::BrokerError;
 use switchboard_core::channel::ChannelName;
+use switchboard_core::ids::new_id;
 use switchboard_core::publication::PublicationData;
+use switchboard_core::refusal::Refusal;
 
-use crate::node::Node;
-use crate::transports::ws::new_connection_id;
+use self::events::{CLIENT_EVENTS, Command};
+use crate::node::error::PublishError;
+use crate::node::scope::{ClientScope, JoinError};
+use crate::node::{App, Node};
 
+/// Event of a lobby chat line.
+pub const LOBBY_EVENT: &str = "chat";
 /// Event of a room message.
 pub const NEW_MESSAGE: &str = "new-message";
 /// Event telling a room that someone joined (data: their connection id).
@@ -83,7 +92,7 @@ pub enum RoomError {
     Broker(#[from] BrokerError),
     /// Publishing failed (broker or inbox); the cause is logged, the client told to retry.
     #[error("Message could not be sent; retry")]
-    Publish(#[from] crate::node::PublishError),
+    Publish(#[from] PublishError),
 }
 
 /// A room message that was published.
@@ -104,7 +113,7 @@ pub async fn post_room_message(
     sender: &str,
 ) -> Result<Posted, RoomError> {
     let message = clean_message(raw)?;
-    let id = format!("msg_{}", new_connection_id());
+    let id = format!("msg_{}", new_id());
     let dto = RoomMessageDto {
         id: &id,
         message: &message,
@@ -139,6 +148,115 @@ pub async fn user_typing(
     let data = PublicationData::shared(conn_id)?;
     node.publish_transient(room, USER_TYPING, data, Some(conn_id))
         .await
+}
+
+/// The chat app: the lobby and rooms. It has no REST routes; everything arrives as client
+/// events.
+pub struct Chat;
+
+#[async_trait::async_trait]
+impl App for Chat {
+    fn name(&self) -> &'static str {
+        "chat"
+    }
+
+    fn server_events(&self) -> &'static [&'static str] {
+        &[LOBBY_EVENT, NEW_MESSAGE, USER_JOINED, USER_TYPING]
+    }
+
+    fn client_events(&self) -> &'static [&'static str] {
+        CLIENT_EVENTS
+    }
+
+    async fn on_client_event(
+        &self,
+        node: &Node,
+        client: &mut dyn ClientScope,
+        event: &str,
+        data: &Value,
+    ) -> Result<Value, Refusal> {
+        match events::decode(event, data)? {
+            Command::Lobby(message) => lobby(node, &client.sender(), &message).await,
+            Command::JoinRoom(room) => join_room(node, client, room).await,
+            Command::LeaveRoom(room) => {
+                client.leave(&room).await;
+                Ok(json!({"ok": true, "channel": room.as_str()}))
+            }
+            Command::ChatMessage { room, message } => {
+                if !client.may_read(&room) {
+                    return Err(forbidden(client));
+                }
+                match post_room_message(node, &room, &message, &client.sender()).await {
+                    Ok(posted) => Ok(json!({"ok": true, "id": posted.id, "offset": posted.offset})),
+                    Err(RoomError::Invalid(e)) => Err(Refusal::bad(e.to_string())),
+                    Err(e @ (RoomError::Broker(_) | RoomError::Publish(_))) => {
+                        tracing::warn!(channel = %room, error = ?e, "room message not published");
+                        Err(Refusal::bad(e.to_string()))
+                    }
+                }
+            }
+            Command::Typing(room) => {
+                if !client.may_read(&room) {
+                    return Err(forbidden(client));
+                }
+                match user_typing(node, &room, client.connection_id()).await {
+                    Ok(()) => Ok(json!({"ok": true})),
+                    Err(e) => {
+                        tracing::warn!(channel = %room, error = %e, "typing not delivered");
+                        Err(Refusal::bad("Could not send; retry"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn forbidden(client: &dyn ClientScope) -> Refusal {
+    Refusal::forbidden_channel(client.identity().is_authenticated())
+}
+
+/// `join-room`: a silent join (the ack is the answer), then `user-joined` to the others.
+async fn join_room(
+    node: &Node,
+    client: &mut dyn ClientScope,
+    room: ChannelName,
+) -> Result<Value, Refusal> {
+    match client.join(room.clone(), false).await {
+        Ok(true) => {
+            if let Err(e) = user_joined(node, &room, client.connection_id()).await {
+                tracing::warn!(channel = %room, error = %e, "user-joined not delivered");
+            }
+        }
+        Ok(false) => {}
+        Err(JoinError::Refused(refusal)) => return Err(refusal),
+        Err(JoinError::Failed) => return Err(Refusal::bad("Could not join the room; retry")),
+    }
+    Ok(json!({"ok": true, "channel": room.as_str()}))
+}
+
+/// The lobby `chat` line: cleaned, sent by the server-set sender, published on `lobby`.
+async fn lobby(node: &Node, sender: &str, raw: &str) -> Result<Value, Refusal> {
+    let message = clean_message(raw).map_err(|e| Refusal::bad(e.to_string()))?;
+    let dto = LobbyChatDto {
+        message: &message,
+        sender,
+        timestamp: switchboard_store::now_rfc3339(),
+    };
+    let sent = async {
+        let lobby = ChannelName::parse("lobby").map_err(|e| e.to_string())?;
+        let data = PublicationData::shared(&dto).map_err(|e| e.to_string())?;
+        node.publish(&lobby, LOBBY_EVENT, data)
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match sent {
+        Ok(_) => Ok(Value::Null),
+        Err(e) => {
+            tracing::warn!(sender, error = %e, "chat publish failed");
+            Err(Refusal::bad("Message could not be sent; retry"))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,22 +2,22 @@
 //! carries no valid token) and answered `429` with `Retry-After` over the limit.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use switchboard_core::auth::JwtVerifier;
 
+use super::rate::{Decision, RateLimiter, client_key};
 use crate::http::auth::bearer;
 use crate::http::error::ApiError;
-use crate::node::Node;
-use crate::rate_limit::{Decision, client_key};
 
-/// The middleware.
+/// The middleware body; the router wires it with the node's verifier and REST limiter.
 pub async fn limit_writes(
-    State(node): State<Arc<Node>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    verifier: &JwtVerifier,
+    limiter: &RateLimiter,
+    peer: SocketAddr,
     request: Request,
     next: Next,
 ) -> Response {
@@ -30,12 +30,9 @@ pub async fn limit_writes(
     let user = bearer(request.headers())
         .ok()
         .flatten()
-        .and_then(|t| node.verifier.verify(t).ok())
+        .and_then(|t| verifier.verify(t).ok())
         .and_then(|c| c.sub);
-    match node
-        .rest_limiter
-        .check(&client_key(user.as_deref(), peer.ip()))
-    {
+    match limiter.check(&client_key(user.as_deref(), peer.ip())) {
         Decision::Allowed => next.run(request).await,
         Decision::Limited { retry_after } => {
             let mut res = ApiError::new(

@@ -1,4 +1,4 @@
-//! What every transport's session keeps about one connection: who it is, where its frames go,
+//! What the command layer keeps about one connection: who it is, where its frames go,
 //! and which channels it joined. The channels are left again — with presence notices — however
 //! the connection ends, because leaving happens when this value is dropped.
 
@@ -12,7 +12,8 @@ use switchboard_core::channel::ChannelName;
 use switchboard_core::hub::{Completion, ConnectionHandle, Outbound};
 use switchboard_core::publication::StreamPosition;
 
-use crate::node::{Joined, Node};
+use crate::node::Node;
+use crate::node::membership::Joined;
 
 /// One connection's identity and subscriptions, shared by the native and Socket.IO sessions.
 pub struct Connection {

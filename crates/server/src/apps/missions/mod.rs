@@ -1,0 +1,261 @@
+//! Missions: "HQ updates a mission, every field agent sees it instantly" (SPEC §1.1).
+//!
+//! Records come from the store with classified columns; only the DTO types below are ever
+//! serialized, one per audience. A write commits to the store first, then publishes the DTOs
+//! on `missions` and `missions:<id>`, then answers with the DTO that was broadcast.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Serialize;
+use switchboard_core::auth::Role;
+use switchboard_core::channel::ChannelName;
+use switchboard_core::publication::{Audience, PublicationData};
+use switchboard_store::{ChangeEvent, ChangeTable, MissionRecord};
+
+mod validate;
+
+use self::validate::{parse_new, parse_patch};
+use crate::http::auth::{identify, require_role};
+use crate::http::error::ApiError;
+use crate::node::error::{AppError, PublishError};
+use crate::node::{App, Node};
+
+/// The event of a created or changed mission.
+pub const UPDATE_EVENT: &str = "mission-update";
+/// The event of a deleted mission.
+pub const REMOVED_EVENT: &str = "mission-removed";
+
+/// What field agents (and anonymous clients) see.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MissionAgentDto {
+    /// Id.
+    pub id: i64,
+    /// Code name.
+    pub codename: String,
+    /// Status.
+    pub status: &'static str,
+    /// Location.
+    pub location: String,
+}
+
+/// What HQ sees: the agent fields plus objective and last change. Still no classified field.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MissionHqDto {
+    /// Id.
+    pub id: i64,
+    /// Code name.
+    pub codename: String,
+    /// Status.
+    pub status: &'static str,
+    /// Location.
+    pub location: String,
+    /// Objective.
+    pub objective: String,
+    /// Last change (RFC 3339).
+    pub updated_at: String,
+}
+
+impl From<&MissionRecord> for MissionAgentDto {
+    fn from(r: &MissionRecord) -> Self {
+        Self {
+            id: r.id,
+            codename: r.codename.clone(),
+            status: r.status.as_str(),
+            location: r.location.clone(),
+        }
+    }
+}
+
+impl From<&MissionRecord> for MissionHqDto {
+    fn from(r: &MissionRecord) -> Self {
+        Self {
+            id: r.id,
+            codename: r.codename.clone(),
+            status: r.status.as_str(),
+            location: r.location.clone(),
+            objective: r.objective.clone(),
+            updated_at: r.updated_at.clone(),
+        }
+    }
+}
+
+/// The payload of `mission-removed`.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MissionRemovedDto {
+    /// The deleted mission's id.
+    pub id: i64,
+}
+
+fn dto_for(record: &MissionRecord, audience: Audience) -> Response {
+    match audience {
+        Audience::Agent => Json(MissionAgentDto::from(record)).into_response(),
+        Audience::Hq => Json(MissionHqDto::from(record)).into_response(),
+    }
+}
+
+/// The missions app.
+pub struct Missions;
+
+#[async_trait::async_trait]
+impl App for Missions {
+    fn name(&self) -> &'static str {
+        "missions"
+    }
+
+    fn routes(&self) -> Router<Arc<Node>> {
+        Router::new()
+            .route("/missions", get(list).post(create))
+            .route("/missions/{id}", get(show).put(update).delete(remove))
+    }
+
+    fn server_events(&self) -> &'static [&'static str] {
+        &[UPDATE_EVENT, REMOVED_EVENT]
+    }
+
+    /// A mission row changed by another writer is published like an API write: its current
+    /// state as `mission-update`, or `mission-removed` when it is gone.
+    async fn on_change(&self, node: &Node, change: &ChangeEvent) -> Result<bool, AppError> {
+        if change.table != ChangeTable::Missions {
+            return Ok(false);
+        }
+        let id: i64 = change
+            .key
+            .parse()
+            .map_err(|_| AppError::BadKey(change.key.clone()))?;
+        match node.store.get_mission(id).await? {
+            Some(record) => publish_update(node, &record).await?,
+            None => publish_removed(node, id).await?,
+        }
+        tracing::info!(mission = id, "published a mission changed outside the API");
+        Ok(true)
+    }
+}
+
+fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found("Mission not found"))
+}
+
+async fn list(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let who = identify(&node.verifier, &headers)?;
+    let records = node.store.list_missions().await?;
+    Ok(match who.audience() {
+        Audience::Agent => Json(
+            records
+                .iter()
+                .map(MissionAgentDto::from)
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Audience::Hq => {
+            Json(records.iter().map(MissionHqDto::from).collect::<Vec<_>>()).into_response()
+        }
+    })
+}
+
+async fn show(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let who = identify(&node.verifier, &headers)?;
+    let id = parse_id(&id)?;
+    let record = node
+        .store
+        .get_mission(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Mission not found"))?;
+    Ok(dto_for(&record, who.audience()))
+}
+
+/// The two channels a mission change goes to.
+fn channels(id: i64) -> [ChannelName; 2] {
+    // Both names are built from fixed text and an integer, so they are always valid.
+    [
+        ChannelName::parse("missions").unwrap_or_else(|_| unreachable!()),
+        ChannelName::parse(&format!("missions:{id}")).unwrap_or_else(|_| unreachable!()),
+    ]
+}
+
+/// Publishes a mission's DTOs as `mission-update` on both of its channels.
+pub async fn publish_update(node: &Node, record: &MissionRecord) -> Result<(), PublishError> {
+    let data =
+        PublicationData::by_audience(&MissionAgentDto::from(record), &MissionHqDto::from(record))?;
+    for channel in channels(record.id) {
+        node.publish(&channel, UPDATE_EVENT, data.clone()).await?;
+    }
+    Ok(())
+}
+
+async fn create(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = require_role(&node.verifier, &headers, &[Role::Hq])?;
+    let new = parse_new(&body)?;
+    let record = node.store.create_mission(&new).await?;
+    tracing::info!(mission = record.id, "mission created");
+    publish_update(&node, &record).await?;
+    let mut res = dto_for(&record, who.audience());
+    *res.status_mut() = StatusCode::CREATED;
+    Ok(res)
+}
+
+async fn update(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let who = require_role(&node.verifier, &headers, &[Role::Hq])?;
+    let id = parse_id(&id)?;
+    let patch = parse_patch(&body)?;
+    let record = node
+        .store
+        .update_mission(id, &patch)
+        .await?
+        .ok_or_else(|| ApiError::not_found("Mission not found"))?;
+    tracing::info!(
+        mission = id,
+        status = record.status.as_str(),
+        "mission updated"
+    );
+    publish_update(&node, &record).await?;
+    Ok(dto_for(&record, who.audience()))
+}
+
+async fn remove(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    require_role(&node.verifier, &headers, &[Role::Hq])?;
+    let id = parse_id(&id)?;
+    if !node.store.delete_mission(id).await? {
+        return Err(ApiError::not_found("Mission not found"));
+    }
+    tracing::info!(mission = id, "mission deleted");
+    publish_removed(&node, id).await?;
+    Ok(Json(MissionRemovedDto { id }).into_response())
+}
+
+/// Publishes `mission-removed` `{id}` on both of a mission's channels.
+pub async fn publish_removed(node: &Node, id: i64) -> Result<(), PublishError> {
+    let data = PublicationData::shared(&MissionRemovedDto { id })?;
+    for channel in channels(id) {
+        node.publish(&channel, REMOVED_EVENT, data.clone()).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

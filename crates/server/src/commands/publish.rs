@@ -1,0 +1,104 @@
+//! Client publish, presence and inbox acks (`impl Client`).
+
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
+use switchboard_core::channel::ChannelName;
+use switchboard_core::codes::ErrorCode;
+use switchboard_core::protocol::valid_event_name;
+use switchboard_core::publication::PublicationData;
+use switchboard_core::refusal::Refusal;
+
+use super::client::Client;
+use super::request::{Reply, Responder};
+
+impl Client {
+    /// `publish`: a valid, unreserved event on a readable channel whose namespace allows
+    /// client publications.
+    pub(super) async fn publish(
+        &mut self,
+        channel: ChannelName,
+        event: &str,
+        data: Box<RawValue>,
+        out: &mut dyn Responder,
+    ) {
+        if !valid_event_name(event) {
+            let refusal = Refusal::bad(
+                "Invalid event name: 1-64 characters of letters, digits, '_', '-', '.', ':'",
+            );
+            return self.refuse(out, refusal).await;
+        }
+        let node = Arc::clone(self.node());
+        if !node.config.namespace(channel.namespace()).allow_publish || !self.may_read(&channel) {
+            let refusal = Refusal::new(
+                ErrorCode::Forbidden,
+                "Publishing is not allowed on this channel",
+            );
+            return self.refuse(out, refusal).await;
+        }
+        if node.apps.is_reserved(event) {
+            let refusal = Refusal::new(
+                ErrorCode::Forbidden,
+                "This event name is reserved for the server",
+            );
+            return self.refuse(out, refusal).await;
+        }
+        let data = PublicationData::Shared(Arc::from(data));
+        let outcome = match node.publish(&channel, event, data).await {
+            Ok(p) => Ok(p.offset),
+            Err(e) => {
+                tracing::warn!(conn = %self.id(), channel = %channel, error = %e, "client publish failed");
+                Err(Refusal::bad("Publish failed; retry"))
+            }
+        };
+        let outcome = outcome.map(|offset| Reply::Published {
+            channel: &channel,
+            offset,
+        });
+        self.reply(out, outcome).await;
+    }
+
+    /// `presence`: the members of a readable channel whose namespace keeps presence.
+    pub(super) async fn presence(&mut self, channel: ChannelName, out: &mut dyn Responder) {
+        if !self.may_read(&channel) {
+            let refusal = Refusal::forbidden_channel(self.identity().is_authenticated());
+            return self.refuse(out, refusal).await;
+        }
+        if !self.node().config.namespace(channel.namespace()).presence {
+            let refusal = Refusal::new(
+                ErrorCode::NotFound,
+                "Presence is not enabled for this namespace",
+            );
+            return self.refuse(out, refusal).await;
+        }
+        let members = self.node().presence(&channel);
+        let reply = Reply::Presence {
+            channel: &channel,
+            members: &members,
+        };
+        self.reply(out, Ok(reply)).await;
+    }
+
+    /// `ack`: the client's own inbox (`user:<sub>`) is delivered up to `offset`.
+    pub(super) async fn ack(&mut self, channel: &str, offset: u64, out: &mut dyn Responder) {
+        let user = self
+            .identity()
+            .user
+            .clone()
+            .filter(|u| channel.strip_prefix("user:") == Some(u.as_str()));
+        let Some(user) = user else {
+            return self.refuse(out, Refusal::foreign_ack()).await;
+        };
+        let outcome = match self.node().ack_inbox(&user, offset).await {
+            Ok(n) => {
+                tracing::debug!(conn = %self.id(), offset, acked = n, "inbox ack");
+                Ok(Reply::Acked { channel, offset })
+            }
+            Err(e) => {
+                tracing::warn!(conn = %self.id(), error = %e, "inbox ack failed");
+                Err(Refusal::ack_failed())
+            }
+        };
+        self.reply(out, outcome).await;
+    }
+}

@@ -1,0 +1,189 @@
+//! The sections of the configuration file, one struct each, with their defaults. They are
+//! plain data: reading them is in [`super`], checking them in `validate.rs`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchboard_core::broker::HistoryPolicy;
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<data_dir>/switchboard.db`.
+    pub url: String,
+}
+
+/// `[broker]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BrokerConfig {
+    /// `memory` (one process) or `redis://…` (several nodes share channels).
+    pub url: String,
+    /// Prefix of every Redis key and pub/sub channel, so deployments sharing a Redis stay apart.
+    pub prefix: String,
+}
+
+/// `[auth]`.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct AuthConfig {
+    /// HS256 secret. Empty (and no public key): `serve` generates one and prints demo tokens.
+    pub jwt_secret: String,
+    /// PEM public key: an RSA key verifies RS256 tokens, an EC P-256 key ES256 tokens. Works
+    /// alongside `jwt_secret` (HS256).
+    pub public_key_file: Option<PathBuf>,
+    /// Namespaces anonymous clients may read.
+    pub public_namespaces: Vec<String>,
+    /// Whether connections without a token are accepted at all (closed with 4001 if not).
+    pub allow_anonymous: bool,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "jwt_secret",
+                &if self.jwt_secret.is_empty() {
+                    ""
+                } else {
+                    "***"
+                },
+            )
+            .field("public_key_file", &self.public_key_file)
+            .field("public_namespaces", &self.public_namespaces)
+            .field("allow_anonymous", &self.allow_anonymous)
+            .finish()
+    }
+}
+
+/// `[security]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SecurityConfig {
+    /// Origins allowed for WebSocket handshakes and CORS; `"*"` allows any. Requests without an
+    /// Origin header, and same-origin requests, are always allowed.
+    pub allowed_origins: Vec<String>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LimitsConfig {
+    /// Largest client message (WebSocket frame or REST body); bigger ones close with 1009 / 413.
+    pub max_message_bytes: usize,
+    /// Client messages per minute per user (or IP when anonymous), as a token bucket.
+    pub client_messages_per_minute: u32,
+    /// REST writes (POST/PUT/DELETE) per minute per user (or IP when anonymous).
+    pub rest_writes_per_minute: u32,
+    /// Simultaneous connections from one IP.
+    pub max_connections_per_ip: usize,
+    /// Frames buffered per connection before it is closed as a slow consumer (4009).
+    pub outbound_queue: usize,
+    /// Channels one connection may subscribe to.
+    pub max_subscriptions_per_connection: usize,
+}
+
+/// `[heartbeat]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatConfig {
+    /// WebSocket ping interval.
+    pub interval_ms: u64,
+    /// Silence after which a connection is terminated.
+    pub timeout_ms: u64,
+}
+
+/// `[payments]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PaymentsConfig {
+    /// How long "processing" takes.
+    pub processing_delay_ms: u64,
+    /// Amounts above this fail.
+    pub max_amount: f64,
+}
+
+/// `[cities]`.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct CitiesConfig {
+    /// `[[cities.alerts]]` rules.
+    pub alerts: Vec<AlertRule>,
+}
+
+/// One alert rule: publish an alert when `metric` goes above `above`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlertRule {
+    /// Metric name.
+    pub metric: String,
+    /// Threshold.
+    pub above: f64,
+    /// Severity label.
+    pub severity: String,
+}
+
+/// `[tls]`: both set, the server speaks TLS (rustls); both unset, plain HTTP.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+/// `[inbox]`: the durable `user:<sub>` channels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InboxConfig {
+    /// How long an unacknowledged publication is kept and redelivered, in seconds.
+    pub ttl_secs: u64,
+}
+
+/// `[shutdown]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ShutdownConfig {
+    /// How long in-flight work may take after SIGTERM/SIGINT.
+    pub grace_ms: u64,
+}
+
+/// `[sse]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SseConfig {
+    /// Interval of the `: ping` comment that keeps idle streams (and proxies) alive.
+    pub heartbeat_ms: u64,
+    /// The `retry:` advice: how long an `EventSource` waits before reconnecting.
+    pub retry_ms: u64,
+}
+
+/// Settings of one namespace.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct NamespaceConfig {
+    /// Publications kept for recovery.
+    pub history_size: usize,
+    /// How long they are kept, in seconds.
+    pub history_ttl_secs: u64,
+    /// Whether clients may `publish` here (server-owned event names stay reserved).
+    pub allow_publish: bool,
+    /// Whether the `presence` request answers for this namespace.
+    pub presence: bool,
+    /// Whether members get transient `user_joined` / `user_left` notices when others join or
+    /// leave (only where `presence` is on). Off by default: Socket.IO rooms already announce
+    /// joins with `user-joined`, and most subscribers do not want the chatter.
+    pub join_leave: bool,
+}
+
+impl Default for NamespaceConfig {
+    fn default() -> Self {
+        Self {
+            history_size: 0,
+            history_ttl_secs: 300,
+            allow_publish: false,
+            presence: false,
+            join_leave: false,
+        }
+    }
+}
+
+impl NamespaceConfig {
+    /// The broker's view of this namespace's history.
+    pub fn history(&self) -> HistoryPolicy {
+        HistoryPolicy {
+            size: self.history_size,
+            ttl: Duration::from_secs(self.history_ttl_secs),
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! Publishing and reading streams (`impl Node`): every path that produces a publication — REST
+//! handlers, client publish, chat, change capture — goes through [`Node::publish`], so the
+//! history settings and the inbox rule are applied in one place.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use switchboard_core::broker::{BrokerError, Recovery};
+use switchboard_core::channel::ChannelName;
+use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
+
+use super::Node;
+use super::error::PublishError;
+use super::inbox::{self, InboxError};
+
+impl Node {
+    /// Publishes through the broker with the namespace's history settings; publications to a
+    /// `user:<sub>` channel go through the durable inbox first.
+    pub async fn publish(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+    ) -> Result<Arc<Publication>, PublishError> {
+        if let Some(user) = inbox::owner(channel) {
+            // One inbox append-and-deliver at a time, so live deliveries of a user's channel
+            // leave in offset order (the stream gate drops anything older than what it wrote).
+            let _order = self.inbox_order.lock().await;
+            let publication =
+                Arc::new(inbox::append(self.store.as_ref(), channel, user, event, &data).await?);
+            self.broker.deliver(Arc::clone(&publication)).await?;
+            self.publications.fetch_add(1, Ordering::Relaxed);
+            return Ok(publication);
+        }
+        let history = self.config.namespace(channel.namespace()).history();
+        let publication = self.broker.publish(channel, event, data, history).await?;
+        self.publications.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(channel = %channel, event, offset = publication.offset, "published");
+        Ok(publication)
+    }
+
+    /// A channel's position and what a subscriber missed since `since`: from the inbox for
+    /// `user:` channels, from the broker otherwise.
+    pub async fn recover(
+        &self,
+        channel: &ChannelName,
+        since: Option<&StreamPosition>,
+    ) -> Result<Recovery, PublishError> {
+        match inbox::owner(channel) {
+            Some(user) => Ok(inbox::recover(
+                self.store.as_ref(),
+                channel,
+                user,
+                since,
+                self.config.inbox.ttl_secs,
+            )
+            .await?),
+            None => Ok(self.broker.recover(channel, since).await?),
+        }
+    }
+
+    /// Acknowledges `user`'s inbox up to `offset`.
+    pub async fn ack_inbox(&self, user: &str, offset: u64) -> Result<u64, PublishError> {
+        Ok(self
+            .store
+            .inbox_ack(user, offset)
+            .await
+            .map_err(InboxError::from)?)
+    }
+
+    /// Publishes a live-only notice (typing indicators, "user joined"): not stored, no offset,
+    /// skipping the connection `except` when given. See [`Broker::publish_transient`].
+    ///
+    /// [`Broker::publish_transient`]: switchboard_core::broker::Broker::publish_transient
+    pub async fn publish_transient(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        except: Option<&str>,
+    ) -> Result<(), BrokerError> {
+        self.broker
+            .publish_transient(channel, event, data, except)
+            .await?;
+        tracing::debug!(channel = %channel, event, "published transient");
+        Ok(())
+    }
+}

@@ -1,0 +1,8 @@
+//! What operators and backends use beside the apps: liveness and readiness, the server-side
+//! publish API, and the embedded console.
+//!
+//! - [`health`]: `/healthz`, `/readyz` and the console at `/`.
+//! - [`publish`]: `POST /api/publish`.
+
+pub mod health;
+pub mod publish;
