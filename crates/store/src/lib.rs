@@ -10,6 +10,7 @@
 //! version in `migrations/sqlite` and `migrations/postgres`, and a case in the shared
 //! `tests/store.rs` body, which runs against both.
 
+mod body;
 pub mod cdc;
 mod city;
 mod error;
@@ -17,6 +18,7 @@ mod inbox;
 mod mission;
 mod payment;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
