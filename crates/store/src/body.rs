@@ -95,7 +95,7 @@ const INBOX_NEXT_OFFSET: &str = "INSERT INTO inbox_seq (user_id, last_offset, ep
      RETURNING last_offset, epoch";
 const INBOX_INSERT: &str = "INSERT INTO inbox (user_id, \"offset\", event, data, created_at_ms) \
      VALUES ($1, $2, $3, $4, $5)";
-const INBOX_PENDING: &str = "SELECT i.\"offset\", s.epoch, i.event, i.data, i.created_at_ms \
+pub(crate) const INBOX_PENDING: &str = "SELECT i.\"offset\", s.epoch, i.event, i.data, i.created_at_ms \
      FROM inbox i JOIN inbox_seq s ON s.user_id = i.user_id \
      WHERE i.user_id = $1 AND i.acked = FALSE AND i.created_at_ms >= $2 \
      ORDER BY i.\"offset\"";

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 use crate::body::Dialect;
 use crate::{ChangeEvent, StoreError};
 
-/// Missions and friends in PostgreSQL.
+/// The store a scaled-out deployment shares: every node reads and writes the same rows, and
+/// change capture publishes what other writers change.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,

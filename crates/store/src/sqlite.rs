@@ -15,7 +15,7 @@ use sqlx::{Sqlite, Transaction};
 use crate::StoreError;
 use crate::body::Dialect;
 
-/// Missions and friends in SQLite.
+/// The default store: one file, written only by this process, so it needs no change capture.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -109,5 +109,27 @@ mod tests {
         s.migrate().await.unwrap();
         drop(s);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    // The pending query is shared with PostgreSQL, so it compares `acked = FALSE` rather than
+    // `NOT acked`: SQLite can only seek the `(user_id, acked, offset)` index on an equality.
+    #[tokio::test]
+    async fn pending_inbox_query_seeks_the_pending_index() {
+        let s = SqliteStore::open("sqlite::memory:").await.unwrap();
+        s.migrate().await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            crate::body::INBOX_PENDING
+        )))
+        .bind("u")
+        .bind(0_i64)
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        assert!(
+            plan.iter()
+                .any(|(.., detail)| detail.contains("inbox_pending (user_id=? AND acked=?)")),
+            "{plan:?}"
+        );
     }
 }
