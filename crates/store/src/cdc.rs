@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use sqlx::Row;
 use sqlx::postgres::{PgListener, PgPool};
 use tokio::sync::mpsc;
 
@@ -37,10 +36,18 @@ pub enum ChangeTable {
 /// classified columns never travel through NOTIFY or this queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeEvent {
-    /// The table.
+    /// Which table the row is in, so the publisher knows which DTOs to make.
     pub table: ChangeTable,
-    /// The row's primary key, as text.
+    /// The row's primary key, as text because the two tables' keys differ in type.
     pub key: String,
+}
+
+/// A claimed `change_log` entry.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    id: i64,
+    table_name: String,
+    row_key: String,
 }
 
 /// Starts the capture task on `pool`; the receiver yields each claimed change once.
@@ -93,7 +100,7 @@ async fn listen_and_claim(pool: &PgPool, tx: &mpsc::Sender<ChangeEvent>) -> Resu
 /// Claims and forwards pending entries until none is left. False when the receiver is gone.
 async fn claim_all(pool: &PgPool, tx: &mpsc::Sender<ChangeEvent>) -> Result<bool, StoreError> {
     loop {
-        let rows = sqlx::query(
+        let rows = sqlx::query_as::<_, ClaimedRow>(
             "DELETE FROM change_log WHERE id IN \
              (SELECT id FROM change_log ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \
              RETURNING id, table_name, row_key",
@@ -105,11 +112,8 @@ async fn claim_all(pool: &PgPool, tx: &mpsc::Sender<ChangeEvent>) -> Result<bool
             return Ok(true);
         }
         let mut claimed = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let id: i64 = row.try_get("id")?;
-            let table: String = row.try_get("table_name")?;
-            let key: String = row.try_get("row_key")?;
-            let table = match table.as_str() {
+        for row in rows {
+            let table = match row.table_name.as_str() {
                 "missions" => ChangeTable::Missions,
                 "city_snapshots" => ChangeTable::CitySnapshots,
                 other => {
@@ -117,7 +121,13 @@ async fn claim_all(pool: &PgPool, tx: &mpsc::Sender<ChangeEvent>) -> Result<bool
                     continue;
                 }
             };
-            claimed.push((id, ChangeEvent { table, key }));
+            claimed.push((
+                row.id,
+                ChangeEvent {
+                    table,
+                    key: row.row_key,
+                },
+            ));
         }
         claimed.sort_by_key(|(id, _)| *id);
         for (_, event) in claimed {

@@ -9,9 +9,9 @@ pub enum StoreError {
     /// Could not open or create the database.
     #[error("could not open database {url}: {source}")]
     Open {
-        /// Redacted URL.
+        /// The URL with any password replaced, because this error is logged.
         url: String,
-        /// Cause.
+        /// The driver's reason.
         #[source]
         source: sqlx::Error,
     },

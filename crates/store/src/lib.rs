@@ -5,11 +5,18 @@
 //! changed by other writers come out as [`ChangeEvent`]s for the server to publish. Records
 //! carry classified columns and stay inside the server; apps turn them into DTOs.
 //!
-//! Adding a store method: declare it on [`Store`], then implement it in `sqlite.rs` and
-//! `postgres.rs` (same SQL shape, `?` vs `$n` placeholders), with migrations of the same
-//! version in `migrations/sqlite` and `migrations/postgres`, and a case in the shared
-//! `tests/store.rs` body, which runs against both.
+//! Modules: `body` is the one implementation of [`Store`] for both databases (generic over
+//! `sqlx::Database`; its doc says why and which SQL both accept), `rows` the row shapes it reads
+//! (`sqlx::FromRow`) and their conversion into records; `sqlite` and `postgres` only open,
+//! migrate and implement the small `Dialect` seam (the API-write transaction, change capture);
+//! [`cdc`] is PostgreSQL's change capture; the other modules hold the records.
+//!
+//! Adding a store method: declare it on [`Store`], implement it once in `body.rs` in SQL both
+//! databases accept, add migrations of the same version in `migrations/sqlite` and
+//! `migrations/postgres`, and a case in the shared `tests/store.rs` body, which runs against
+//! both.
 
+mod body;
 pub mod cdc;
 mod city;
 mod error;
@@ -17,6 +24,7 @@ mod inbox;
 mod mission;
 mod payment;
 mod postgres;
+mod rows;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -30,12 +38,13 @@ pub use payment::{NewPayment, PaymentRecord, PaymentStatus};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
-/// What the apps need from a database.
+/// What the apps need from a database: the one seam between apps and storage, so an app never
+/// knows which database it runs on.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// All missions, by id.
     async fn list_missions(&self) -> Result<Vec<MissionRecord>, StoreError>;
-    /// One mission.
+    /// One mission; `None` when the id does not exist.
     async fn get_mission(&self, id: i64) -> Result<Option<MissionRecord>, StoreError>;
     /// Inserts and returns the stored row.
     async fn create_mission(&self, new: &NewMission) -> Result<MissionRecord, StoreError>;
@@ -47,7 +56,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<MissionRecord>, StoreError>;
     /// Deletes; false when the id did not exist.
     async fn delete_mission(&self, id: i64) -> Result<bool, StoreError>;
-    /// A city's latest snapshot.
+    /// A city's latest snapshot; `None` before its first post.
     async fn get_city_snapshot(
         &self,
         city_id: &str,
@@ -82,7 +91,7 @@ pub trait Store: Send + Sync + 'static {
     async fn inbox_purge(&self, before_ms: u64) -> Result<u64, StoreError>;
     /// Stores a new payment as `pending` and returns the row.
     async fn create_payment(&self, new: &NewPayment) -> Result<PaymentRecord, StoreError>;
-    /// One payment.
+    /// One payment; `None` when the id does not exist.
     async fn get_payment(&self, id: &str) -> Result<Option<PaymentRecord>, StoreError>;
     /// Moves a `pending` payment to `status`; `None` when no pending payment has that id, so a
     /// payment is settled at most once even if two workers race.

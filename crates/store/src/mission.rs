@@ -6,20 +6,20 @@ use std::fmt;
 /// Mission lifecycle states (the only values the `status` column accepts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MissionStatus {
-    /// Not started.
+    /// Not started; what a new mission is when the app gives no status.
     Planned,
     /// Under way.
     Active,
-    /// Cover blown.
+    /// Cover blown: still open, but the agents' view should flag it.
     Compromised,
-    /// Done.
+    /// Finished as intended.
     Completed,
-    /// Called off.
+    /// Called off before it finished.
     Aborted,
 }
 
 impl MissionStatus {
-    /// Every status, for validation messages.
+    /// Every status, so validation messages can list what is accepted.
     pub const ALL: [MissionStatus; 5] = [
         Self::Planned,
         Self::Active,
@@ -28,7 +28,8 @@ impl MissionStatus {
         Self::Aborted,
     ];
 
-    /// The stored and wire name.
+    /// The name stored in the `status` column and sent on the wire; the two are one so a
+    /// database row and a DTO never need translating.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Planned => "planned",
@@ -39,7 +40,8 @@ impl MissionStatus {
         }
     }
 
-    /// Parses a stored or client-supplied name.
+    /// Parses a stored or client-supplied name; `None` for anything else, which the store
+    /// reports as a corrupt row and the app as a validation error.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
@@ -50,23 +52,24 @@ impl MissionStatus {
 /// `Debug` redacts the classified columns so a stray `tracing` field cannot leak them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MissionRecord {
-    /// Primary key.
+    /// Assigned by the database; the demo rows take 1–5 and new ones continue after them.
     pub id: i64,
-    /// Public code name.
+    /// The public name every audience may see.
     pub codename: String,
     /// Lifecycle state.
     pub status: MissionStatus,
-    /// Where.
+    /// City or region, shown to agents and HQ alike.
     pub location: String,
-    /// What (HQ audience only).
+    /// HQ audience only.
     pub objective: String,
-    /// Classified.
+    /// Classified: never in a DTO for agents, never in `Debug`.
     pub handler_notes: String,
-    /// Classified.
+    /// Classified, like `handler_notes`.
     pub asset_identity: String,
-    /// Classified.
+    /// Classified, like `handler_notes`.
     pub extraction_code: String,
-    /// Last change, RFC 3339 UTC with milliseconds.
+    /// Last change, RFC 3339 UTC with milliseconds ([`now_rfc3339`]); text in both databases so
+    /// both read it back byte for byte.
     pub updated_at: String,
 }
 
@@ -85,19 +88,19 @@ impl fmt::Debug for MissionRecord {
 /// A mission to insert (already validated by the app).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct NewMission {
-    /// Public code name.
+    /// See [`MissionRecord::codename`].
     pub codename: String,
-    /// Initial state.
+    /// `None` starts the mission as [`MissionStatus::Planned`].
     pub status: Option<MissionStatus>,
-    /// Where.
+    /// See [`MissionRecord::location`].
     pub location: String,
-    /// What.
+    /// See [`MissionRecord::objective`]; empty when the client sent none.
     pub objective: String,
-    /// Classified.
+    /// Classified; empty when the client sent none.
     pub handler_notes: String,
-    /// Classified.
+    /// Classified; empty when the client sent none.
     pub asset_identity: String,
-    /// Classified.
+    /// Classified; empty when the client sent none.
     pub extraction_code: String,
 }
 
@@ -114,22 +117,24 @@ impl fmt::Debug for NewMission {
 /// A partial update: `None` leaves the column as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MissionPatch {
-    /// New state.
+    /// Replaces the status when set.
     pub status: Option<MissionStatus>,
-    /// New location.
+    /// Replaces the location when set.
     pub location: Option<String>,
-    /// New objective.
+    /// Replaces the objective when set.
     pub objective: Option<String>,
 }
 
 impl MissionPatch {
-    /// Whether the patch changes nothing.
+    /// Whether the patch changes nothing, so the app can refuse it instead of stamping a new
+    /// `updated_at` on an unchanged row.
     pub fn is_empty(&self) -> bool {
         self.status.is_none() && self.location.is_none() && self.objective.is_none()
     }
 }
 
-/// Now, as stored in `updated_at`: RFC 3339, UTC, milliseconds.
+/// Now, as stored in `updated_at`: RFC 3339, UTC, milliseconds. One format for both databases
+/// (and fixed width), so stamps compare as text and read back unchanged.
 pub fn now_rfc3339() -> String {
     let now = time::OffsetDateTime::now_utc();
     let fmt = time::macros::format_description!(

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use switchboard_store::{
-    MissionPatch, MissionStatus, NewMission, NewPayment, PaymentStatus, Store,
+    InboxEntry, MissionPatch, MissionRecord, MissionStatus, NewMission, NewPayment, PaymentRecord,
+    PaymentStatus, Store,
 };
 
 async fn seeds_five_missions_and_updates_partially(s: Arc<dyn Store>) {
@@ -150,3 +151,146 @@ async fn payments_start_pending_and_settle_once(s: Arc<dyn Store>) {
     assert!(s.create_payment(&bad).await.is_err());
 }
 on_every_backend!(payments_settle_once, payments_start_pending_and_settle_once);
+
+/// `updated_at`-style stamps: RFC 3339, UTC, milliseconds (`2026-01-01T00:00:00.000Z`).
+fn assert_stamp(s: &str) {
+    let b = s.as_bytes();
+    assert!(
+        s.len() == 24 && b[4] == b'-' && b[10] == b'T' && b[19] == b'.' && s.ends_with('Z'),
+        "not an RFC 3339 millisecond stamp: {s:?}"
+    );
+}
+
+// Every column of every record type, read back through every query that returns it. The body
+// is shared, so a column mapped wrongly for one driver (a type it decodes differently, a name
+// it spells differently) fails here on that backend.
+async fn every_column_maps_on_every_query(s: Arc<dyn Store>) {
+    // A row written by the migration, not by the store: each column read as seeded.
+    let seeded = s.get_mission(4).await.unwrap().unwrap();
+    let expected = MissionRecord {
+        id: 4,
+        codename: "Silent Meridian".into(),
+        status: MissionStatus::Completed,
+        location: "Oslo".into(),
+        objective: "Extract the defector safely".into(),
+        handler_notes: "Debrief pending".into(),
+        asset_identity: "L. Haugen, engineer".into(),
+        extraction_code: "EX-9902-DELTA".into(),
+        updated_at: "2026-01-01T00:00:00.000Z".into(),
+    };
+    assert_eq!(seeded, expected);
+    assert_eq!(s.list_missions().await.unwrap()[3], expected);
+
+    // Distinct values in every column, so a swapped pair would show.
+    let new = NewMission {
+        codename: "Codename".into(),
+        status: Some(MissionStatus::Active),
+        location: "Location".into(),
+        objective: "Objective".into(),
+        handler_notes: "Notes".into(),
+        asset_identity: "Identity".into(),
+        extraction_code: "Code".into(),
+    };
+    let created = s.create_mission(&new).await.unwrap();
+    assert_stamp(&created.updated_at);
+    assert_eq!(
+        created,
+        MissionRecord {
+            id: created.id,
+            codename: new.codename.clone(),
+            status: MissionStatus::Active,
+            location: new.location.clone(),
+            objective: new.objective.clone(),
+            handler_notes: new.handler_notes.clone(),
+            asset_identity: new.asset_identity.clone(),
+            extraction_code: new.extraction_code.clone(),
+            updated_at: created.updated_at.clone(),
+        }
+    );
+    assert_eq!(
+        s.get_mission(created.id).await.unwrap(),
+        Some(created.clone())
+    );
+    assert!(s.list_missions().await.unwrap().contains(&created));
+    // A patch of one column leaves every other column as it was.
+    let patch = MissionPatch {
+        objective: Some("New objective".into()),
+        ..MissionPatch::default()
+    };
+    let updated = s.update_mission(created.id, &patch).await.unwrap().unwrap();
+    assert_stamp(&updated.updated_at);
+    assert_eq!(
+        updated,
+        MissionRecord {
+            objective: "New objective".into(),
+            updated_at: updated.updated_at.clone(),
+            ..created.clone()
+        }
+    );
+
+    let payment = s
+        .create_payment(&NewPayment {
+            id: "pay_cols".into(),
+            amount: 0.25,
+            socket_id: "sock".into(),
+        })
+        .await
+        .unwrap();
+    assert_stamp(&payment.created_at);
+    assert_eq!(
+        (
+            payment.id.as_str(),
+            payment.amount,
+            payment.socket_id.as_str(),
+            payment.status
+        ),
+        ("pay_cols", 0.25, "sock", PaymentStatus::Pending)
+    );
+    assert_eq!(payment.updated_at, payment.created_at);
+    let settled = s
+        .settle_payment("pay_cols", PaymentStatus::Succeeded)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_stamp(&settled.updated_at);
+    assert_eq!(
+        settled,
+        PaymentRecord {
+            status: PaymentStatus::Succeeded,
+            updated_at: settled.updated_at.clone(),
+            ..payment
+        }
+    );
+    assert_eq!(s.get_payment("pay_cols").await.unwrap(), Some(settled));
+
+    let metrics = BTreeMap::from([("a".to_owned(), -1.5), ("b".to_owned(), 1e-3)]);
+    let city = s.put_city_snapshot("lima", &metrics).await.unwrap();
+    assert_stamp(&city.updated_at);
+    assert_eq!((city.city_id.as_str(), &city.metrics), ("lima", &metrics));
+    assert_eq!(s.get_city_snapshot("lima").await.unwrap(), Some(city));
+
+    let first = s
+        .inbox_append("carol", "ev-1", r#"{"n":1}"#, "epoch-c", 7_000)
+        .await
+        .unwrap();
+    let second = s
+        .inbox_append("carol", "ev-2", r#"{"n":2}"#, "epoch-c", 8_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        InboxEntry {
+            offset: 1,
+            epoch: "epoch-c".into(),
+            event: "ev-1".into(),
+            data: r#"{"n":1}"#.into(),
+            created_at_ms: 7_000,
+        }
+    );
+    assert_eq!(s.inbox_pending("carol", 0).await.unwrap(), [first, second]);
+    assert_eq!(
+        s.inbox_position("carol").await.unwrap(),
+        Some((2, "epoch-c".to_owned()))
+    );
+}
+on_every_backend!(every_column_maps, every_column_maps_on_every_query);
