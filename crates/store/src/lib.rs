@@ -9,7 +9,8 @@
 //! `sqlx::Database`; its doc says why and which SQL both accept), `rows` the row shapes it reads
 //! (`sqlx::FromRow`) and their conversion into records; `sqlite` and `postgres` only open,
 //! migrate and implement the small `Dialect` seam (the API-write transaction, change capture);
-//! [`cdc`] is PostgreSQL's change capture; the other modules hold the records.
+//! [`cdc`] is PostgreSQL's change capture; the records live in `mission`, `payment`, `city`
+//! and `inbox`, the error type in `error`.
 //!
 //! Adding a store method: declare it on [`Store`], implement it once in `body.rs` in SQL both
 //! databases accept, add migrations of the same version in `migrations/sqlite` and
