@@ -14,6 +14,9 @@
 //! - [`cursor`]: the opaque multi-channel resume cursor of SSE ids and long-poll answers.
 //! - [`sse`]: Server-Sent Events framing around the native delivery JSON.
 
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod auth;
 pub mod broker;
 pub mod channel;

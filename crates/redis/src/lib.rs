@@ -12,6 +12,8 @@
 //! - `P:history:C`, a list of the last N frames, expiring with the namespace's history TTL.
 //! - pub/sub channel `P:feed:C`, carrying every frame of `C` to the nodes subscribed to it.
 
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod codec;
 mod feed;
 pub mod scripts;
@@ -356,6 +358,7 @@ impl Broker for RedisBroker {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     #[test]
     fn redacts_credentials() {

@@ -19,6 +19,7 @@ use crate::publication::{Publication, PublicationData, StreamPosition};
 
 mod memory;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 pub use memory::MemoryBroker;

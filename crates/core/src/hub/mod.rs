@@ -24,6 +24,7 @@ mod format;
 mod outbound;
 mod registry;
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
 pub use connection::ConnectionHandle;
