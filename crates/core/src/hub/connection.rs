@@ -51,7 +51,7 @@ impl ConnectionHandle {
         (handle, rx)
     }
 
-    /// The connection id.
+    /// The connection id: its key in every channel's subscriber set and its `conn:<id>` channel.
     pub fn id(&self) -> &ConnId {
         &self.id
     }

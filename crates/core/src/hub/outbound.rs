@@ -23,7 +23,7 @@ pub enum Outbound {
     /// A subscription is being set up: hold live deliveries for the channel until
     /// [`Outbound::CompleteSubscribe`] arrives.
     BeginSubscribe {
-        /// Channel.
+        /// The channel whose live deliveries the writer holds back.
         channel: ChannelName,
     },
     /// Catch-up is known: write `reply`, then `catch_up`, then held deliveries after `after`.
@@ -40,18 +40,18 @@ pub enum Outbound {
 /// receives exactly these bytes.
 #[derive(Debug)]
 pub struct Encoded {
-    /// Channel it was published on.
+    /// The channel it was published on: the writer's gate keeps one position per channel.
     pub channel: ChannelName,
-    /// Its offset in the channel.
+    /// Its offset in the channel, by which the writer drops duplicates of the catch-up.
     pub offset: u64,
-    /// The encoded frame.
+    /// The bytes to write, shared by every receiver of the same (format, audience).
     pub frame: Bytes,
 }
 
 /// The end of a subscription's setup (see [`Outbound::CompleteSubscribe`]).
 #[derive(Debug)]
 pub struct Completion {
-    /// Channel.
+    /// The channel whose setup ends (see [`Outbound::BeginSubscribe`]).
     pub channel: ChannelName,
     /// The `subscribed` reply (or an error reply if the subscription failed); `None` for
     /// implicit subscriptions the client did not ask for.
@@ -67,8 +67,9 @@ pub struct Completion {
 /// The client left a channel (see [`Outbound::Unsubscribed`]).
 #[derive(Debug)]
 pub struct Unsubscription {
-    /// Channel.
+    /// The channel left: the writer forgets its position and drops later deliveries on it.
     pub channel: ChannelName,
-    /// The `unsubscribed` reply.
+    /// The `unsubscribed` reply, written after the channel is forgotten; empty when the
+    /// protocol has none (Socket.IO).
     pub reply: Bytes,
 }

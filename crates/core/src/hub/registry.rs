@@ -47,7 +47,7 @@ impl Hub {
         }
     }
 
-    /// Counters for metrics.
+    /// The counters `/metrics` reads; updated with relaxed atomics, off the locks.
     pub fn stats(&self) -> &HubStats {
         &self.stats
     }
