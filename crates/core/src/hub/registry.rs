@@ -47,7 +47,7 @@ impl Hub {
         }
     }
 
-    /// The counters `/metrics` reads; updated with relaxed atomics, off the locks.
+    /// The counters `/metrics` reads: relaxed atomics, so reading them takes no hub lock.
     pub fn stats(&self) -> &HubStats {
         &self.stats
     }
