@@ -252,6 +252,7 @@ pub fn grouped_bars(spec: &Spec<'_>, servers: &[String], groups: &[Group]) -> St
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

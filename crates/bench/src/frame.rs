@@ -91,6 +91,7 @@ pub fn is_sio_mission_update(payload: &str) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -1,6 +1,18 @@
 //! `switchboard-bench`: the load generator that compares Switchboard with its peers, the
 //! minimal reference server, and the report that turns rounds into a table.
 //! See bench/README.md for what each figure means and how `bench/run` drives it.
+//!
+//! The modules:
+//! - `load`: one measured run (connections, publisher, the JSON line it prints).
+//! - `publish`: the publisher side, open loop (fixed rate) or closed loop (bounded window).
+//! - `conn`: one client connection per protocol, from a chosen loopback source address.
+//! - `frame`, `sse_client`, `pusher`: sans-IO parsing of what the clients receive (WebSocket
+//!   frames and stamps, Server-Sent Events, the Pusher protocol for sockudo).
+//! - `http`: just enough HTTP/1.1 for `PUT /missions/:id` and the minimal server.
+//! - `minimal`: the minimal tokio-tungstenite broadcaster every server is compared with.
+//! - `procfs`: a server's CPU time and memory from /proc.
+//! - `stats`: percentiles, loss and duplicates, medians and spreads (pure functions).
+//! - `report`, `chart`: the Markdown table and SVG charts of `bench/results/`.
 
 mod chart;
 mod conn;
@@ -145,6 +157,7 @@ fn main() -> ExitCode {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     #[test]
     fn loopback_only() {

@@ -81,6 +81,7 @@ pub fn signed_events_path(app: &App, body: &str, timestamp: u64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

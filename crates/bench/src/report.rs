@@ -248,6 +248,7 @@ pub fn charts(lines: &str) -> Vec<(&'static str, String)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

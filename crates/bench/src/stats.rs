@@ -86,6 +86,7 @@ pub fn median_spread(values: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -78,6 +78,7 @@ impl fmt::Debug for ChannelName {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

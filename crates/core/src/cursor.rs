@@ -265,6 +265,7 @@ fn base64url_decode(input: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};

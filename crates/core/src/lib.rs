@@ -5,14 +5,17 @@
 //! - [`auth`]: JWT verification (algorithm pinned), identities, channel permissions.
 //! - [`protocol`]: the native protocol v1 codec (sans-IO, tested byte for byte).
 //! - [`socketio`]: the Socket.IO event form of a publication (sans-IO).
-//! - [`codes`]: the one catalogue of close and error codes.
+//! - [`codes`]: the one catalogue of close and error codes, and the reconnect rule over code
+//!   ranges.
+//! - [`refusal`]: why a client request was refused, with each reason's one public message.
 //! - [`hub`]: this node's subscriptions and the fan-out (encode once, share bytes).
 //! - [`gate`]: per-connection merge of catch-up and live deliveries (no gap, no duplicate).
 //! - [`broker`]: the Broker trait (offsets, epochs, history) and the in-memory broker.
 //! - [`cursor`]: the opaque multi-channel resume cursor of SSE ids and long-poll answers.
 //! - [`sse`]: Server-Sent Events framing around the native delivery JSON.
 //! - [`ids`]: unguessable connection and record ids.
-//! - [`refusal`]: a refused client request: catalogue code and public message.
+
+#![warn(missing_docs)]
 
 pub mod auth;
 pub mod broker;

@@ -29,7 +29,7 @@ pub struct Envelope {
 pub enum ClientMessage {
     /// Authenticate (or re-authenticate with a fresh token).
     Auth {
-        /// The JWT.
+        /// The JWT, verified by the session (the codec never looks inside it).
         token: String,
         /// Optional city to subscribe to after authenticating.
         city_id: Option<String>,
@@ -50,9 +50,9 @@ pub enum ClientMessage {
     Publish {
         /// Channel name, unvalidated.
         channel: String,
-        /// Event name.
+        /// Event name, checked by the session with [`valid_event_name`].
         event: String,
-        /// Arbitrary JSON payload.
+        /// Arbitrary JSON payload, kept raw so it is forwarded without being re-serialized.
         data: Box<RawValue>,
     },
     /// A lobby chat line.
@@ -72,7 +72,7 @@ pub enum ClientMessage {
         /// Offset acknowledged (and everything before it).
         offset: u64,
     },
-    /// Application-level keepalive.
+    /// Application-level keepalive, for clients (browsers) that cannot see WebSocket pings.
     Ping,
 }
 
@@ -81,7 +81,8 @@ pub enum ClientMessage {
 pub struct DecodeError {
     /// Which error code to answer with.
     pub code: ErrorCode,
-    /// Human message.
+    /// The public message of the answer: fixed text, never echoing the client's input at
+    /// length.
     pub message: String,
     /// The `ref` of the bad message, when the JSON was readable enough to find one.
     pub r#ref: Option<Value>,
@@ -221,12 +222,12 @@ pub struct PresenceMember {
 pub enum ServerMessage<'a> {
     /// First frame on every connection.
     Welcome {
-        /// Fixed greeting.
+        /// Fixed greeting (SPEC §4.1), kept for clients of the legacy server that check it.
         message: &'a str,
         /// This connection's id (its personal channel is `conn:<id>`).
         #[serde(rename = "connectionId")]
         connection_id: &'a str,
-        /// Protocol version.
+        /// Protocol version, so a client can refuse a server it does not speak.
         protocol: u32,
         /// Server ping interval in milliseconds.
         heartbeat: u64,
@@ -238,46 +239,46 @@ pub enum ServerMessage<'a> {
     },
     /// Authentication failed; the connection is closed next.
     AuthError {
-        /// Why.
+        /// Why the token was refused (an [`AuthError`](crate::auth::AuthError) text: public).
         message: &'a str,
     },
     /// Subscription confirmed, with the channel's position.
     Subscribed {
-        /// Channel.
+        /// The channel, echoed so replies without a `ref` can be matched.
         channel: &'a str,
         /// Current offset (after any recovered publications).
         offset: u64,
-        /// Current epoch.
+        /// Current epoch; the client keeps it with the offset to resume with `since`.
         epoch: &'a str,
         /// Whether every publication after the client's `since` was (or will be) delivered.
         recovered: bool,
     },
     /// Unsubscription confirmed.
     Unsubscribed {
-        /// Channel.
+        /// The channel left; no delivery on it follows this frame.
         channel: &'a str,
     },
     /// A client publication was accepted.
     Published {
-        /// Channel.
+        /// The channel published on.
         channel: &'a str,
-        /// Offset assigned.
+        /// The offset the broker assigned, so the publisher can recognise its own delivery.
         offset: u64,
     },
-    /// Presence set.
+    /// Who is on a channel on this node right now.
     Presence {
-        /// Channel.
+        /// The channel asked about.
         channel: &'a str,
-        /// Members.
+        /// One entry per connection (a user with two tabs appears twice).
         members: &'a [PresenceMember],
     },
     /// Answer to `ping`.
     Pong,
     /// A request failed.
     Error {
-        /// Machine-readable code.
+        /// The [`ErrorCode`] wire value; what a client program branches on.
         code: &'a str,
-        /// Human message.
+        /// The public message for people (see [`crate::refusal::Refusal`]).
         message: &'a str,
     },
 }
@@ -338,6 +339,7 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::sync::Arc;
 

@@ -50,7 +50,7 @@ pub enum PublicationData {
     ByAudience {
         /// The agent (and anonymous) DTO.
         agent: Arc<RawValue>,
-        /// The HQ DTO.
+        /// The HQ DTO: HQ and admin connections only, as it may carry what agents must not see.
         hq: Arc<RawValue>,
     },
 }

@@ -69,6 +69,7 @@ pub fn split_event_args(frame: &[u8]) -> Option<EventArgs<'_>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

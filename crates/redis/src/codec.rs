@@ -200,6 +200,7 @@ pub fn decode(frame: &[u8]) -> Result<Frame, DecodeError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use switchboard_core::publication::Audience;

@@ -30,7 +30,7 @@ use crate::codec::{self, FrameKind};
 
 /// Bound of the subscribe/unsubscribe request queue.
 const COMMAND_QUEUE: usize = 1024;
-/// Reconnect backoff bounds.
+/// Reconnect backoff bounds: quick after a blip, at most one attempt per 5 s during an outage.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often stale subscriptions are dropped and the connection is pinged.

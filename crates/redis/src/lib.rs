@@ -356,6 +356,7 @@ impl Broker for RedisBroker {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     #[test]
     fn redacts_credentials() {

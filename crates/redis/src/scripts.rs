@@ -57,9 +57,11 @@ return {epoch, tostring(offset), ttl, entries}
 /// The compiled scripts (each is sent as `EVALSHA`, falling back to `EVAL` once per
 /// connection after a Redis restart forgot it).
 pub struct Scripts {
-    /// See [`PUBLISH`].
+    /// Assigns the offset, appends to history and publishes to the feed in one atomic step,
+    /// so history order, offset order and feed order are the same.
     pub publish: Script,
-    /// See [`RECOVER`].
+    /// Reads a channel's position and history in one atomic step, so the history read
+    /// matches the position returned with it.
     pub recover: Script,
 }
 

@@ -1,6 +1,9 @@
 //! The Redis broker against a real Redis: offsets across nodes, exact recovery, epochs,
 //! delivery only where subscribed, and loud failure when Redis is gone.
 
+// Tests fail loudly: a panic is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,9 @@
 //! node turns not ready, publishes fail loudly, and after the cut heals the feed reconnects,
 //! resubscribes, and delivers again without a gap.
 
+// Tests fail loudly: a panic is the report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;

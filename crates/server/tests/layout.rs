@@ -8,6 +8,8 @@
 //! every `use` of a child module by its bare name, is an edge from the file's module to the
 //! longest module prefix of the path. Comments (including doc links) are ignored.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -291,7 +293,10 @@ fn transports_and_apps_never_import_each_other() {
     let mut crossings = Vec::new();
     for (from, targets) in graph() {
         for to in targets {
-            let (f, t) = (from.first().map(String::as_str), to.first().map(String::as_str));
+            let (f, t) = (
+                from.first().map(String::as_str),
+                to.first().map(String::as_str),
+            );
             if matches!(
                 (f, t),
                 (Some("transports"), Some("apps")) | (Some("apps"), Some("transports"))

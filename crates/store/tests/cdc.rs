@@ -1,6 +1,8 @@
 //! Change capture on PostgreSQL: rows changed outside the API come out once across nodes;
 //! API writes do not come out at all.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! The Store contract, run against every backend (SQLite always, PostgreSQL when reachable).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::collections::BTreeMap;

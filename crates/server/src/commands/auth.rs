@@ -75,11 +75,7 @@ impl Client {
             }
         };
         if self.identity().user.is_some() && identity.user != self.identity().user {
-            let refusal = Refusal::new(
-                switchboard_core::codes::ErrorCode::Forbidden,
-                "A connection cannot change user; reconnect instead",
-            );
-            self.refuse(out, refusal).await;
+            self.refuse(out, Refusal::cannot_change_user()).await;
             return Next::Continue;
         }
         self.conn.set_identity(identity);

@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use serde_json::value::RawValue;
 use switchboard_core::channel::ChannelName;
-use switchboard_core::codes::ErrorCode;
 use switchboard_core::protocol::valid_event_name;
 use switchboard_core::publication::PublicationData;
 use switchboard_core::refusal::Refusal;
@@ -23,32 +22,21 @@ impl Client {
         out: &mut dyn Responder,
     ) {
         if !valid_event_name(event) {
-            let refusal = Refusal::bad(
-                "Invalid event name: 1-64 characters of letters, digits, '_', '-', '.', ':'",
-            );
-            return self.refuse(out, refusal).await;
+            return self.refuse(out, Refusal::invalid_event_name()).await;
         }
         let node = Arc::clone(self.node());
         if !node.config.namespace(channel.namespace()).allow_publish || !self.may_read(&channel) {
-            let refusal = Refusal::new(
-                ErrorCode::Forbidden,
-                "Publishing is not allowed on this channel",
-            );
-            return self.refuse(out, refusal).await;
+            return self.refuse(out, Refusal::publish_not_allowed()).await;
         }
         if node.apps.is_reserved(event) {
-            let refusal = Refusal::new(
-                ErrorCode::Forbidden,
-                "This event name is reserved for the server",
-            );
-            return self.refuse(out, refusal).await;
+            return self.refuse(out, Refusal::reserved_event()).await;
         }
         let data = PublicationData::Shared(Arc::from(data));
         let outcome = match node.publish(&channel, event, data).await {
             Ok(p) => Ok(p.offset),
             Err(e) => {
                 tracing::warn!(conn = %self.id(), channel = %channel, error = %e, "client publish failed");
-                Err(Refusal::bad("Publish failed; retry"))
+                Err(Refusal::publish_failed())
             }
         };
         let outcome = outcome.map(|offset| Reply::Published {
@@ -65,11 +53,7 @@ impl Client {
             return self.refuse(out, refusal).await;
         }
         if !self.node().config.namespace(channel.namespace()).presence {
-            let refusal = Refusal::new(
-                ErrorCode::NotFound,
-                "Presence is not enabled for this namespace",
-            );
-            return self.refuse(out, refusal).await;
+            return self.refuse(out, Refusal::presence_disabled()).await;
         }
         let members = self.node().presence(&channel);
         let reply = Reply::Presence {
@@ -87,7 +71,7 @@ impl Client {
             .clone()
             .filter(|u| channel.strip_prefix("user:") == Some(u.as_str()));
         let Some(user) = user else {
-            return self.refuse(out, Refusal::foreign_ack()).await;
+            return self.refuse(out, Refusal::ack_not_own_channel()).await;
         };
         let outcome = match self.node().ack_inbox(&user, offset).await {
             Ok(n) => {

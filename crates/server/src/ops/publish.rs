@@ -32,7 +32,7 @@ pub async fn publish(
     };
     let channel = match obj.remove("channel") {
         Some(Value::String(c)) => ChannelName::parse(&c)
-            .map_err(|e| ApiError::invalid("channel", Refusal::invalid_channel(e).message))?,
+            .map_err(|e| ApiError::invalid("channel", Refusal::invalid_channel(&e).message))?,
         _ => {
             return Err(ApiError::invalid(
                 "channel",

@@ -85,7 +85,7 @@ impl Responder for NativeResponder<'_> {
 
 /// A native message as a request; a channel name that does not parse is refused here.
 pub fn decode(message: ClientMessage) -> Result<Request, Refusal> {
-    let channel = |name: &str| ChannelName::parse(name).map_err(Refusal::invalid_channel);
+    let channel = |name: &str| ChannelName::parse(name).map_err(|e| Refusal::invalid_channel(&e));
     Ok(match message {
         ClientMessage::Ping => Request::Ping,
         ClientMessage::Auth { token, .. } => Request::Auth { token },

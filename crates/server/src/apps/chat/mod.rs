@@ -88,10 +88,10 @@ pub enum RoomError {
     #[error(transparent)]
     Invalid(#[from] ChatError),
     /// The broker failed; the cause is logged, the client is told to retry.
-    #[error("Message could not be sent; retry")]
+    #[error("room message not published: {0}")]
     Broker(#[from] BrokerError),
     /// Publishing failed (broker or inbox); the cause is logged, the client told to retry.
-    #[error("Message could not be sent; retry")]
+    #[error("room message not published: {0}")]
     Publish(#[from] PublishError),
 }
 
@@ -190,8 +190,8 @@ impl App for Chat {
                     Ok(posted) => Ok(json!({"ok": true, "id": posted.id, "offset": posted.offset})),
                     Err(RoomError::Invalid(e)) => Err(Refusal::bad(e.to_string())),
                     Err(e @ (RoomError::Broker(_) | RoomError::Publish(_))) => {
-                        tracing::warn!(channel = %room, error = ?e, "room message not published");
-                        Err(Refusal::bad(e.to_string()))
+                        tracing::warn!(channel = %room, error = %e, "room message not published");
+                        Err(Refusal::chat_not_sent())
                     }
                 }
             }
@@ -203,7 +203,7 @@ impl App for Chat {
                     Ok(()) => Ok(json!({"ok": true})),
                     Err(e) => {
                         tracing::warn!(channel = %room, error = %e, "typing not delivered");
-                        Err(Refusal::bad("Could not send; retry"))
+                        Err(Refusal::typing_not_sent())
                     }
                 }
             }
@@ -229,7 +229,7 @@ async fn join_room(
         }
         Ok(false) => {}
         Err(JoinError::Refused(refusal)) => return Err(refusal),
-        Err(JoinError::Failed) => return Err(Refusal::bad("Could not join the room; retry")),
+        Err(JoinError::Failed) => return Err(Refusal::room_join_failed()),
     }
     Ok(json!({"ok": true, "channel": room.as_str()}))
 }
@@ -254,7 +254,7 @@ async fn lobby(node: &Node, sender: &str, raw: &str) -> Result<Value, Refusal> {
         Ok(_) => Ok(Value::Null),
         Err(e) => {
             tracing::warn!(sender, error = %e, "chat publish failed");
-            Err(Refusal::bad("Message could not be sent; retry"))
+            Err(Refusal::chat_not_sent())
         }
     }
 }

@@ -108,7 +108,7 @@ fn channel_name(name: &Value) -> Result<ChannelName, Refusal> {
     let name = name
         .as_str()
         .ok_or_else(|| Refusal::bad("channel must be a string"))?;
-    ChannelName::parse(name).map_err(Refusal::invalid_channel)
+    ChannelName::parse(name).map_err(|e| Refusal::invalid_channel(&e))
 }
 
 #[cfg(test)]

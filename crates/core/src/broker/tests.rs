@@ -1,0 +1,167 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::channel::ChannelName;
+use crate::hub::Hub;
+use crate::publication::{PublicationData, StreamPosition};
+
+fn policy(size: usize) -> HistoryPolicy {
+    HistoryPolicy {
+        size,
+        ttl: Duration::from_secs(60),
+    }
+}
+
+#[tokio::test]
+async fn offsets_grow_and_recovery_is_exact() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let ch = ChannelName::parse("missions").unwrap();
+    let data = PublicationData::shared(&1).unwrap();
+    let first = broker
+        .publish(&ch, "e", data.clone(), policy(3))
+        .await
+        .unwrap();
+    assert_eq!(first.offset, 1);
+    let since = StreamPosition {
+        offset: 1,
+        epoch: first.epoch.to_string(),
+    };
+    for _ in 0..3 {
+        broker
+            .publish(&ch, "e", data.clone(), policy(3))
+            .await
+            .unwrap();
+    }
+    let r = broker.recover(&ch, Some(&since)).await.unwrap();
+    assert!(r.recovered);
+    assert_eq!(
+        r.publications.iter().map(|p| p.offset).collect::<Vec<_>>(),
+        [2, 3, 4]
+    );
+    assert_eq!(r.position.offset, 4);
+    // One more: offset 2 falls out of a 3-entry history, so offset 1 can't be recovered.
+    broker
+        .publish(&ch, "e", data.clone(), policy(3))
+        .await
+        .unwrap();
+    assert!(!broker.recover(&ch, Some(&since)).await.unwrap().recovered);
+    // Bogus epoch.
+    let bogus = StreamPosition {
+        offset: 4,
+        epoch: "nope".into(),
+    };
+    let r = broker.recover(&ch, Some(&bogus)).await.unwrap();
+    assert!(!r.recovered);
+    assert_eq!(r.position.offset, 5);
+    // Up to date.
+    let now = StreamPosition {
+        offset: 5,
+        epoch: first.epoch.to_string(),
+    };
+    let r = broker.recover(&ch, Some(&now)).await.unwrap();
+    assert!(r.recovered && r.publications.is_empty());
+}
+
+#[tokio::test]
+async fn transient_publications_take_no_offset_and_skip_history() {
+    use crate::hub::{ConnectionHandle, Outbound, WireFormat};
+    use crate::publication::Audience;
+    let hub = Arc::new(Hub::default());
+    let broker = MemoryBroker::new(Arc::clone(&hub));
+    let ch = ChannelName::parse("room:1").unwrap();
+    let data = PublicationData::shared(&"x").unwrap();
+    // No subscriber: nothing happens, not even a stream.
+    broker
+        .publish_transient(&ch, "t", data.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(broker.stream_count(), 0);
+    let (me, mut rme) = ConnectionHandle::new("me".into(), WireFormat::Native, Audience::Agent, 8);
+    let (other, mut rother) =
+        ConnectionHandle::new("o".into(), WireFormat::Native, Audience::Agent, 8);
+    hub.subscribe(&ch, &me);
+    hub.subscribe(&ch, &other);
+    let first = broker
+        .publish(&ch, "e", data.clone(), policy(10))
+        .await
+        .unwrap();
+    broker
+        .publish_transient(&ch, "t", data.clone(), Some("me"))
+        .await
+        .unwrap();
+    let second = broker
+        .publish(&ch, "e", data.clone(), policy(10))
+        .await
+        .unwrap();
+    assert_eq!((first.offset, second.offset), (1, 2), "no offset taken");
+    let since = StreamPosition {
+        offset: 0,
+        epoch: first.epoch.to_string(),
+    };
+    let r = broker.recover(&ch, Some(&since)).await.unwrap();
+    assert!(r.recovered);
+    assert_eq!(r.publications.len(), 2, "not in history");
+    let kinds = |r: &mut tokio::sync::mpsc::Receiver<Outbound>| {
+        std::iter::from_fn(|| r.try_recv().ok())
+            .map(|o| match o {
+                Outbound::Delivery(_) => "d",
+                Outbound::Transient(_) => "t",
+                _ => "?",
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(&mut rme), ["d", "d"]);
+    assert_eq!(kinds(&mut rother), ["d", "t", "d"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn history_expires_and_idle_streams_are_swept() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let ch = ChannelName::parse("conn:abc").unwrap();
+    let p = broker
+        .publish(
+            &ch,
+            "e",
+            PublicationData::shared(&1).unwrap(),
+            HistoryPolicy {
+                size: 10,
+                ttl: Duration::from_millis(50),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(broker.stream_count(), 1);
+    std::thread::sleep(Duration::from_millis(60));
+    let since = StreamPosition {
+        offset: 0,
+        epoch: p.epoch.to_string(),
+    };
+    assert!(!broker.recover(&ch, Some(&since)).await.unwrap().recovered);
+    broker.sweep(Duration::from_millis(10));
+    assert_eq!(broker.stream_count(), 0);
+}
+
+#[tokio::test]
+async fn streams_with_subscribers_are_never_swept() {
+    use crate::hub::{ConnectionHandle, WireFormat};
+    use crate::publication::Audience;
+    let hub = Arc::new(Hub::default());
+    let broker = MemoryBroker::new(Arc::clone(&hub));
+    let ch = ChannelName::parse("conn:live").unwrap();
+    let (conn, mut rx) = ConnectionHandle::new("c".into(), WireFormat::Native, Audience::Agent, 8);
+    hub.subscribe(&ch, &conn);
+    let data = PublicationData::shared(&1).unwrap();
+    let first = broker
+        .publish(&ch, "e", data.clone(), policy(0))
+        .await
+        .unwrap();
+    broker.sweep(Duration::ZERO);
+    assert_eq!(broker.stream_count(), 1);
+    let second = broker.publish(&ch, "e", data, policy(0)).await.unwrap();
+    assert_eq!((second.offset, &second.epoch), (2, &first.epoch));
+    assert!(rx.try_recv().is_ok() && rx.try_recv().is_ok());
+    hub.unsubscribe(&ch, "c");
+    broker.sweep(Duration::ZERO);
+    assert_eq!(broker.stream_count(), 0);
+}

@@ -1,0 +1,44 @@
+//! How a publication becomes the bytes of one wire format.
+
+use bytes::Bytes;
+
+use crate::protocol::encode_delivery;
+use crate::publication::{Audience, Publication};
+use crate::socketio::encode_publication_args;
+
+/// How a connection's frames are encoded; one encoding per format per publication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFormat {
+    /// The native JSON envelope of SPEC §4.1 (also the `data:` of SSE and long-poll updates).
+    Native,
+    /// The argument array of a Socket.IO `EVENT` packet, `["<event>",<data>]` (SPEC §4.2): a
+    /// Socket.IO client sees a publication as `emit(event, data)`.
+    SocketIo,
+}
+
+impl WireFormat {
+    /// How many formats there are: the size of the fan-out's per-format encoding cache.
+    pub(super) const COUNT: usize = 2;
+
+    /// This format's slot in the fan-out's encoding cache.
+    pub(super) fn index(self) -> usize {
+        match self {
+            Self::Native => 0,
+            Self::SocketIo => 1,
+        }
+    }
+
+    /// Encodes a publication for this format and audience.
+    pub fn encode(self, publication: &Publication, audience: Audience) -> Bytes {
+        match self {
+            Self::Native => Bytes::from(encode_delivery(publication, audience)),
+            Self::SocketIo => Bytes::from(encode_publication_args(
+                &publication.event,
+                publication.data.for_audience(audience),
+                publication.channel.as_str(),
+                publication.offset,
+                &publication.epoch,
+            )),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The sharded subscription registry of one node and the fan-out.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::connection::Offer;
+use super::{ConnId, ConnectionHandle, Encoded, Outbound, WireFormat};
+use crate::channel::ChannelName;
+use crate::publication::{Audience, Publication};
+
+type Subscribers = HashMap<ConnId, Arc<ConnectionHandle>>;
+type Shard = RwLock<HashMap<ChannelName, Arc<Mutex<Subscribers>>>>;
+
+/// Counters the metrics endpoint reads.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Frames queued to connections.
+    pub deliveries: AtomicUsize,
+    /// Frames dropped because a queue was full.
+    pub dropped: AtomicUsize,
+    /// Active subscriptions on this node.
+    pub subscriptions: AtomicUsize,
+}
+
+/// The sharded subscription registry of one node.
+#[derive(Debug)]
+pub struct Hub {
+    shards: Box<[Shard]>,
+    stats: HubStats,
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Self::new(64)
+    }
+}
+
+impl Hub {
+    /// A hub with `shards` independent locks.
+    pub fn new(shards: usize) -> Self {
+        Self {
+            shards: (0..shards.max(1)).map(|_| RwLock::default()).collect(),
+            stats: HubStats::default(),
+        }
+    }
+
+    /// The counters `/metrics` reads: relaxed atomics, so reading them takes no hub lock.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    fn shard(
+        &self,
+        channel: &ChannelName,
+    ) -> &RwLock<HashMap<ChannelName, Arc<Mutex<Subscribers>>>> {
+        let mut h = DefaultHasher::new();
+        channel.hash(&mut h);
+        let i = (h.finish() as usize) % self.shards.len();
+        &self.shards[i]
+    }
+
+    /// Adds `conn` to `channel`. Returns false when it was already subscribed.
+    pub fn subscribe(&self, channel: &ChannelName, conn: &Arc<ConnectionHandle>) -> bool {
+        let entry = {
+            let mut shard = self
+                .shard(channel)
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            Arc::clone(shard.entry(channel.clone()).or_default())
+        };
+        let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let added = subs.insert(conn.id.clone(), Arc::clone(conn)).is_none();
+        if added {
+            self.stats.subscriptions.fetch_add(1, Ordering::Relaxed);
+        }
+        added
+    }
+
+    /// Removes `conn` from `channel`. Returns false when it was not subscribed.
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: &str) -> bool {
+        let mut shard = self
+            .shard(channel)
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = shard.get(channel) else {
+            return false;
+        };
+        let (removed, empty) = {
+            let mut subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+            let removed = subs.remove(conn).is_some();
+            (removed, subs.is_empty())
+        };
+        if empty {
+            shard.remove(channel);
+        }
+        if removed {
+            self.stats.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        }
+        removed
+    }
+
+    /// Whether anyone on this node listens on `channel` (checked before any encoding work).
+    pub fn has_subscribers(&self, channel: &ChannelName) -> bool {
+        self.shard(channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(channel)
+    }
+
+    /// Number of subscribers on `channel` on this node.
+    pub fn subscriber_count(&self, channel: &ChannelName) -> usize {
+        let entry = self
+            .shard(channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .cloned();
+        entry.map_or(0, |e| e.lock().unwrap_or_else(|e| e.into_inner()).len())
+    }
+
+    /// The connections subscribed to `channel` on this node, with their users (presence).
+    pub fn members(&self, channel: &ChannelName) -> Vec<(ConnId, Option<Arc<str>>)> {
+        let entry = self
+            .shard(channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .cloned();
+        entry.map_or_else(Vec::new, |e| {
+            e.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|c| (c.id.clone(), c.user()))
+                .collect()
+        })
+    }
+
+    /// Fans `publication` out to this node's subscribers. Never waits: a full queue closes that
+    /// connection as a slow consumer instead of delaying the others.
+    pub fn deliver(&self, publication: &Publication) {
+        self.fan_out(publication, None, false);
+    }
+
+    /// Fans out a transient publication: live subscribers only, skipping `except` (the
+    /// connection that caused it, for "to the others" notices). Its `offset` is the channel's
+    /// current one and is not a new position, so it is queued as [`Outbound::Transient`] and
+    /// bypasses the per-channel duplicate check.
+    pub fn deliver_transient(&self, publication: &Publication, except: Option<&str>) {
+        self.fan_out(publication, except, true);
+    }
+
+    fn fan_out(&self, publication: &Publication, except: Option<&str>, transient: bool) {
+        let entry = self
+            .shard(&publication.channel)
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&publication.channel)
+            .cloned();
+        let Some(entry) = entry else { return };
+        let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache: [[Option<Arc<Encoded>>; 2]; WireFormat::COUNT] = Default::default();
+        let shared = publication.data.is_shared();
+        let (mut delivered, mut dropped) = (0usize, 0usize);
+        for conn in subs.values() {
+            if except.is_some_and(|e| *e == *conn.id) {
+                continue;
+            }
+            let audience = if shared {
+                Audience::Agent
+            } else {
+                conn.audience()
+            };
+            let slot = &mut cache[conn.format.index()][audience.index()];
+            let encoded = slot
+                .get_or_insert_with(|| {
+                    Arc::new(Encoded {
+                        channel: publication.channel.clone(),
+                        offset: publication.offset,
+                        frame: conn.format.encode(publication, audience),
+                    })
+                })
+                .clone();
+            let item = if transient {
+                Outbound::Transient(encoded)
+            } else {
+                Outbound::Delivery(encoded)
+            };
+            match conn.offer(item) {
+                Offer::Queued => delivered += 1,
+                Offer::Dropped => dropped += 1,
+                Offer::Gone => {}
+            }
+        }
+        self.stats
+            .deliveries
+            .fetch_add(delivered, Ordering::Relaxed);
+        self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+    }
+}
