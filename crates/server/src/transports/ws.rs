@@ -125,7 +125,7 @@ async fn run(
 
         match identity {
             Err(refused) => {
-                tracing::info!(reason = %refused, "websocket handshake refused");
+                tracing::info!(reason = %refused, "query token rejected");
                 let message = refused.to_string();
                 let text = encode_reply(&ServerMessage::AuthError { message: &message }, None);
                 handle.send(Outbound::Frame(text.into())).await;

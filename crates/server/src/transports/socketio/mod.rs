@@ -143,7 +143,7 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
         .or(query_token)
         .filter(|t| !t.is_empty());
     let identity = admit_token(node, token.as_deref()).map_err(|e| {
-        tracing::info!(reason = %e, "socket.io handshake refused");
+        tracing::info!(reason = %e, "socket.io handshake token rejected");
         Rejected(e.to_string())
     })?;
     // The HTTP guard already refused these; checked again so the rule holds however the
