@@ -35,7 +35,6 @@ pub const MAX_METRICS: usize = 100;
 #[derive(Debug, Clone, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CitySnapshotDto {
-    /// The city.
     pub city_id: String,
     /// Metric name → value.
     pub metrics: BTreeMap<String, f64>,
@@ -58,11 +57,8 @@ impl From<&CitySnapshotRecord> for CitySnapshotDto {
 pub struct AlertDto {
     /// The metric that crossed its threshold.
     pub metric: String,
-    /// Its value.
     pub value: f64,
-    /// The rule's threshold.
     pub threshold: f64,
-    /// The rule's severity.
     pub severity: String,
     /// Human-readable summary.
     pub message: String,

@@ -60,9 +60,7 @@ pub struct PaymentAcceptedDto {
 /// A payment as `GET /api/payments/{id}` shows it (the connection id is not echoed).
 #[derive(Debug, Serialize)]
 pub struct PaymentDto {
-    /// Id.
     pub id: String,
-    /// Amount.
     pub amount: f64,
     /// `pending`, `succeeded` or `failed`.
     pub status: &'static str,

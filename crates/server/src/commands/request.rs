@@ -19,25 +19,17 @@ pub enum Request {
     /// Keep-alive at the protocol level; answered with [`Reply::Pong`].
     Ping,
     /// Authenticate, or refresh the token of an authenticated connection (same user only).
-    Auth {
-        /// The JWT.
-        token: String,
-    },
+    Auth { token: String },
     /// Join a channel, resuming after `since` when given.
     Subscribe {
-        /// The channel.
         channel: ChannelName,
         /// Where the client's copy of the stream ends.
         since: Option<StreamPosition>,
     },
     /// Leave a channel.
-    Unsubscribe {
-        /// The channel.
-        channel: ChannelName,
-    },
+    Unsubscribe { channel: ChannelName },
     /// Publish on a channel whose namespace allows client publications.
     Publish {
-        /// The channel.
         channel: ChannelName,
         /// The event name (checked against the reserved names).
         event: String,
@@ -45,10 +37,7 @@ pub enum Request {
         data: Box<RawValue>,
     },
     /// Who is in a channel.
-    Presence {
-        /// The channel.
-        channel: ChannelName,
-    },
+    Presence { channel: ChannelName },
     /// The client's `user:<sub>` inbox is delivered up to `offset` (cumulative).
     Ack {
         /// Must be the client's own `user:<sub>`; kept as text so any other name is refused
@@ -58,12 +47,7 @@ pub enum Request {
         offset: u64,
     },
     /// A client event that an app handles (`join-room`, `chat-message`, the lobby `chat`…).
-    App {
-        /// The event name.
-        event: String,
-        /// Its payload.
-        data: Value,
-    },
+    App { event: String, data: Value },
 }
 
 /// A successful answer, before any protocol has encoded it.
@@ -72,10 +56,7 @@ pub enum Reply<'a> {
     /// Answer to [`Request::Ping`].
     Pong,
     /// The connection is now this user (None: a token without `sub`).
-    Authenticated {
-        /// Its `sub`.
-        user: Option<&'a str>,
-    },
+    Authenticated { user: Option<&'a str> },
     /// The token was refused; the connection closes after this is written.
     AuthRejected {
         /// Why, in public words.
@@ -84,39 +65,25 @@ pub enum Reply<'a> {
     /// The channel is joined at `position`; `recovered` says whether what follows is exactly
     /// what the client missed.
     Subscribed {
-        /// The channel.
         channel: &'a ChannelName,
-        /// Its current position.
         position: &'a StreamPosition,
         /// Whether the missed publications follow exactly.
         recovered: bool,
     },
     /// The channel is left.
-    Unsubscribed {
-        /// The channel.
-        channel: &'a ChannelName,
-    },
+    Unsubscribed { channel: &'a ChannelName },
     /// The publication was accepted at `offset`.
     Published {
-        /// The channel.
         channel: &'a ChannelName,
-        /// Its offset.
         offset: u64,
     },
     /// The members of a channel.
     Presence {
-        /// The channel.
         channel: &'a ChannelName,
-        /// Who is there.
         members: &'a [PresenceMember],
     },
     /// The inbox is acknowledged up to `offset`.
-    Acked {
-        /// The user channel.
-        channel: &'a str,
-        /// The offset acknowledged.
-        offset: u64,
-    },
+    Acked { channel: &'a str, offset: u64 },
     /// An app's answer to one of its client events.
     App(Value),
 }

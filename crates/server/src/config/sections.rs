@@ -108,11 +108,8 @@ pub struct CitiesConfig {
 /// One alert rule: publish an alert when `metric` goes above `above`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AlertRule {
-    /// Metric name.
     pub metric: String,
-    /// Threshold.
     pub above: f64,
-    /// Severity label.
     pub severity: String,
 }
 

@@ -9,7 +9,6 @@ use super::inbox::InboxError;
 /// Why a publication (or a recovery read) failed; shown to publishers as a loud failure.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// The broker failed.
     #[error(transparent)]
     Broker(#[from] BrokerError),
     /// The durable inbox failed.
@@ -23,10 +22,8 @@ pub enum PublishError {
 /// Why an app's hook (a join notice, a captured change) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The store failed.
     #[error(transparent)]
     Store(#[from] switchboard_store::StoreError),
-    /// Publishing failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
     /// A captured change named a row key the app cannot use.

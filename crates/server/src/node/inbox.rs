@@ -20,7 +20,6 @@ use switchboard_store::{InboxEntry, Store};
 /// Why an inbox operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    /// The database failed.
     #[error(transparent)]
     Store(#[from] switchboard_store::StoreError),
     /// Live delivery failed (the entry is stored and will be delivered on the next connection).

@@ -62,7 +62,7 @@ pub struct Notice {
 /// a socket: it answers with values and publishes through the node.
 #[async_trait::async_trait]
 pub trait App: Send + Sync + 'static {
-    /// For logs.
+    /// How logs name the app when one of its hooks fails.
     fn name(&self) -> &'static str;
 
     /// Its REST routes, merged into the server's router.
@@ -163,7 +163,6 @@ impl Apps {
 
 /// Shared state of one Switchboard process.
 pub struct Node {
-    /// Validated configuration.
     pub config: Arc<Config>,
     /// Where records live.
     pub store: Arc<dyn Store>,
@@ -175,7 +174,6 @@ pub struct Node {
     pub verifier: JwtVerifier,
     /// Who may read which channel.
     pub policy: AccessPolicy,
-    /// The registered apps.
     pub apps: Apps,
     /// `limits.max_connections_per_ip`, over every transport.
     pub connections: ConnectionLimiter,
@@ -190,7 +188,6 @@ pub struct Node {
 
 /// What a node is assembled from; `serve` builds these from the configuration.
 pub struct Parts {
-    /// Validated configuration.
     pub config: Arc<Config>,
     /// The opened, migrated store.
     pub store: Arc<dyn Store>,

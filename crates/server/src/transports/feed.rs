@@ -125,7 +125,6 @@ pub fn decode_cursor(field: &'static str, text: &str) -> Result<Cursor, ApiError
 /// How one channel's stream was joined.
 #[derive(Debug, Clone)]
 pub struct Joined {
-    /// The channel.
     pub channel: ChannelName,
     /// Its current position when it was read.
     pub position: StreamPosition,
@@ -257,7 +256,6 @@ impl Feed {
         })
     }
 
-    /// The feed id.
     pub fn id(&self) -> &str {
         self.handle.id()
     }

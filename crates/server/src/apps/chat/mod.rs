@@ -60,7 +60,6 @@ pub fn clean_message(raw: &str) -> Result<String, ChatError> {
 /// Data of a lobby `chat` publication.
 #[derive(Debug, Clone, Serialize)]
 pub struct LobbyChatDto<'a> {
-    /// The cleaned text.
     pub message: &'a str,
     /// Who sent it: the user id, or the connection id when anonymous.
     pub sender: &'a str,
@@ -73,7 +72,6 @@ pub struct LobbyChatDto<'a> {
 pub struct RoomMessageDto<'a> {
     /// Server-chosen message id.
     pub id: &'a str,
-    /// The cleaned text.
     pub message: &'a str,
     /// The user id, or the connection id when anonymous.
     pub sender: &'a str,

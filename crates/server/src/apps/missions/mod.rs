@@ -34,7 +34,6 @@ pub const REMOVED_EVENT: &str = "mission-removed";
 /// What field agents (and anonymous clients) see.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MissionAgentDto {
-    /// Id.
     pub id: i64,
     /// Code name.
     pub codename: String,
@@ -47,7 +46,6 @@ pub struct MissionAgentDto {
 /// What HQ sees: the agent fields plus objective and last change. Still no classified field.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MissionHqDto {
-    /// Id.
     pub id: i64,
     /// Code name.
     pub codename: String,

@@ -19,7 +19,6 @@ use crate::commands::request::Request;
 pub enum Command {
     /// `subscribe` channel | `{channel, since?}`.
     Subscribe {
-        /// The channel.
         channel: ChannelName,
         /// Where the client's copy of the stream ends, to recover what it missed.
         since: Option<StreamPosition>,

@@ -36,7 +36,6 @@ pub const BROADCAST_CHANNELS: [&str; 2] = ["missions", "lobby"];
 
 /// One client event, queued in arrival order.
 pub struct Incoming {
-    /// Event name.
     pub event: String,
     /// Its first argument (`null` when none).
     pub data: Value,
