@@ -46,6 +46,15 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// The pool every shared query runs on.
     fn pool(&self) -> &Pool<Self::Db>;
 
+    /// Whether API writes to captured tables must run inside [`begin_api_write`]'s marked
+    /// transaction. Only where change capture exists: elsewhere a single statement runs on the
+    /// pool in autocommit, because an explicit BEGIN/COMMIT costs two more round trips to the
+    /// driver and, on SQLite, holds the write lock across them — under load that made
+    /// concurrent `PUT`s wait in SQLite's busy handler and delayed publications by seconds.
+    ///
+    /// [`begin_api_write`]: Dialect::begin_api_write
+    const MARKS_API_WRITES: bool;
+
     /// Begins the transaction of an API write to a table change capture watches (`missions`,
     /// `city_snapshots`). PostgreSQL marks it so its triggers skip the rows, because the API
     /// publishes them itself; SQLite has no capture, so it is a plain transaction.
@@ -61,6 +70,26 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     fn capture_changes(&self) -> Option<mpsc::Receiver<ChangeEvent>> {
         None
     }
+}
+
+/// Runs one API-write statement: inside the marked transaction where the dialect marks API
+/// writes, else on the pool in autocommit. `$body` is expanded once per branch with `$ex` bound
+/// to the executor, so each is type-checked against its own executor type.
+macro_rules! api_write {
+    ($store:ident, |$ex:ident| $body:expr) => {{
+        if D::MARKS_API_WRITES {
+            let mut tx = $store.begin_api_write().await?;
+            let out = {
+                let $ex = &mut *tx;
+                $body
+            };
+            tx.commit().await?;
+            out
+        } else {
+            let $ex = $store.pool();
+            $body
+        }
+    }};
 }
 
 const LIST_MISSIONS: &str = concat!("SELECT ", mission_columns!(), " FROM missions ORDER BY id");
@@ -162,8 +191,7 @@ where
 
     async fn create_mission(&self, new: &NewMission) -> Result<MissionRecord, StoreError> {
         let now = now_rfc3339();
-        let mut tx = self.begin_api_write().await?;
-        let row = sqlx::query_as::<DB, MissionRow>(CREATE_MISSION)
+        let row = api_write!(self, |ex| sqlx::query_as::<DB, MissionRow>(CREATE_MISSION)
             .bind(new.codename.as_str())
             .bind(new.status.unwrap_or(MissionStatus::Planned).as_str())
             .bind(new.location.as_str())
@@ -172,9 +200,8 @@ where
             .bind(new.asset_identity.as_str())
             .bind(new.extraction_code.as_str())
             .bind(now.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .fetch_one(ex)
+            .await?);
         row.into_record()
     }
 
@@ -184,26 +211,22 @@ where
         patch: &MissionPatch,
     ) -> Result<Option<MissionRecord>, StoreError> {
         let now = now_rfc3339();
-        let mut tx = self.begin_api_write().await?;
-        let row = sqlx::query_as::<DB, MissionRow>(UPDATE_MISSION)
+        let row = api_write!(self, |ex| sqlx::query_as::<DB, MissionRow>(UPDATE_MISSION)
             .bind(patch.status.map(MissionStatus::as_str))
             .bind(patch.location.as_deref())
             .bind(patch.objective.as_deref())
             .bind(now.as_str())
             .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .fetch_optional(ex)
+            .await?);
         row.map(MissionRow::into_record).transpose()
     }
 
     async fn delete_mission(&self, id: i64) -> Result<bool, StoreError> {
-        let mut tx = self.begin_api_write().await?;
-        let done = sqlx::query::<DB>(DELETE_MISSION)
+        let done = api_write!(self, |ex| sqlx::query::<DB>(DELETE_MISSION)
             .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .execute(ex)
+            .await?);
         Ok(D::rows_affected(&done) > 0)
     }
 
@@ -227,14 +250,12 @@ where
         let json = serde_json::to_string(metrics)
             .map_err(|e| StoreError::Corrupt(format!("metrics not encodable: {e}")))?;
         let now = now_rfc3339();
-        let mut tx = self.begin_api_write().await?;
-        let row = sqlx::query_as::<DB, CityRow>(PUT_CITY)
+        let row = api_write!(self, |ex| sqlx::query_as::<DB, CityRow>(PUT_CITY)
             .bind(city_id)
             .bind(json.as_str())
             .bind(now.as_str())
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
+            .fetch_one(ex)
+            .await?);
         row.into_record()
     }
 

@@ -69,6 +69,8 @@ impl PostgresStore {
 impl Dialect for PostgresStore {
     type Db = Postgres;
 
+    const MARKS_API_WRITES: bool = true;
+
     fn pool(&self) -> &PgPool {
         &self.pool
     }

@@ -73,6 +73,8 @@ impl SqliteStore {
 impl Dialect for SqliteStore {
     type Db = Sqlite;
 
+    const MARKS_API_WRITES: bool = false;
+
     fn pool(&self) -> &SqlitePool {
         &self.pool
     }
