@@ -2,20 +2,33 @@
 //! example `feed joined`: a long-poll or SSE feed is registered and has read its history)
 //! instead of sleeping and hoping.
 //!
-//! The capture is the thread's default subscriber. `#[tokio::test]` runs the test and every
-//! task it spawns — the server included — on the test's one thread, so the capture sees that
-//! test's server only, even while other tests run in parallel.
+//! Events are captured per thread: `#[tokio::test]` runs the test and every task it spawns —
+//! the server included — on the test's one thread, so the capture sees that test's server
+//! only, even while other tests run in parallel.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 #[derive(Clone, Default)]
 struct Buffer(Arc<Mutex<Vec<u8>>>);
 
-impl Write for Buffer {
+thread_local! {
+    /// The buffer of the capture running on this thread, if any.
+    static CURRENT: RefCell<Option<Buffer>> = const { RefCell::new(None) };
+}
+
+/// Writes to this thread's capture, or nowhere.
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CURRENT.with(|c| {
+            if let Some(b) = &*c.borrow() {
+                b.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -25,23 +38,29 @@ impl Write for Buffer {
 
 pub struct LogCapture {
     buf: Buffer,
-    _guard: tracing::subscriber::DefaultGuard,
 }
 
 impl LogCapture {
     /// Captures the `switchboard` crates' events at debug level on this thread until dropped.
+    ///
+    /// One global subscriber (installed once per test binary) routes each event to the
+    /// capture of the thread it happens on. (A thread-local default subscriber is not used:
+    /// tracing caches per call site whether anyone listens, and tests on other threads
+    /// without a capture could make it skip this thread's events.)
     pub fn start() -> LogCapture {
+        static INSTALL: Once = Once::new();
+        INSTALL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new("switchboard=debug"))
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the tests");
+        });
         let buf = Buffer::default();
-        let writer = buf.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("switchboard=debug"))
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        LogCapture {
-            buf,
-            _guard: tracing::subscriber::set_default(subscriber),
-        }
+        CURRENT.with(|c| *c.borrow_mut() = Some(buf.clone()));
+        LogCapture { buf }
     }
 
     pub fn text(&self) -> String {
@@ -65,5 +84,11 @@ impl LogCapture {
             );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
+    }
+}
+
+impl Drop for LogCapture {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
     }
 }
