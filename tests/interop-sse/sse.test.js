@@ -1,5 +1,5 @@
 // Switchboard's Server-Sent Events endpoint against the real `eventsource` npm client.
-// Starts ../../target/release/switchboard on an ephemeral 127.0.0.1 port with a temporary data
+// Starts ../../target/release/switchboard on 127.0.0.1:0 (the port it reports) with a temporary data
 // dir, mints HS256 tokens with node:crypto, and stops the server at the end.
 
 import { test, before, after } from 'node:test';
@@ -7,14 +7,14 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const BINARY = join(here, '..', '..', 'target', 'release', 'switchboard');
+// `CARGO_TARGET_DIR` moves cargo's output; follow it like cargo does.
+const BINARY = join(process.env.CARGO_TARGET_DIR ?? join(here, '..', '..', 'target'), 'release', 'switchboard');
 const SECRET = 'interop-sse-secret-0123456789';
 const WAIT_MS = 5000;
 
@@ -32,17 +32,6 @@ function token(sub, role) {
   const payload = b64url(JSON.stringify({ sub, role, exp }));
   const sig = createHmac('sha256', SECRET).update(`${header}.${payload}`).digest('base64url');
   return `${header}.${payload}.${sig}`;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function withTimeout(promise, what, ms = WAIT_MS) {
@@ -89,24 +78,27 @@ async function putMission(id, body) {
 before(async () => {
   assert.ok(existsSync(BINARY), `build it first: cargo build --release (missing ${BINARY})`);
   dataDir = mkdtempSync(join(tmpdir(), 'switchboard-sse-'));
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  server = spawn(BINARY, ['--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+  // The server binds 127.0.0.1:0 and prints the address it got: no port is picked, released
+  // and hoped for.
+  server = spawn(BINARY, ['--listen', '127.0.0.1:0', '--data-dir', dataDir], {
     cwd: dataDir,
     env: { ...process.env, SWITCHBOARD_AUTH__JWT_SECRET: SECRET, RUST_LOG: 'warn' },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const deadline = Date.now() + 20000;
-  for (;;) {
-    try {
-      const res = await fetch(`${base}/healthz`);
-      if (res.ok) break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) throw new Error('server did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  base = await withTimeout(
+    new Promise((resolve, reject) => {
+      let out = '';
+      server.stdout.on('data', (d) => {
+        out += d;
+        const m = out.match(/Switchboard is listening on (http:\/\/[0-9.:]+)\//);
+        if (m) resolve(m[1]);
+      });
+      server.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
+    }),
+    'the listening banner',
+    20000,
+  );
+  server.stdout.resume();
 });
 
 after(async () => {

@@ -8,7 +8,8 @@ import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const here = dirname(fileURLToPath(import.meta.url));
-export const BINARY = join(here, "..", "..", "target", "release", "switchboard");
+// `CARGO_TARGET_DIR` moves cargo's output; follow it like cargo does.
+export const BINARY = join(process.env.CARGO_TARGET_DIR ?? join(here, "..", "..", "target"), "release", "switchboard");
 export const SECRET = "interop-secret-0123456789abcdef";
 
 /** Starts a server; resolves to {url, stop}. */

@@ -211,10 +211,18 @@ for (const [name, options] of Object.entries(TRANSPORTS)) {
         return true;
       });
       await assert.rejects(connect({ ...options, query: { token: "garbage" } }), /Invalid token/);
+      // A disallowed Origin is refused at the handshake with 403 (SPEC §6) — not any failure:
+      // the transport error must carry that status (polling: the HTTP status as the
+      // description; websocket: "Unexpected server response: 403").
       await assert.rejects(connect({ ...options, extraHeaders: { Origin: "http://evil.example" } }), (e) => {
-        assert.match(e.message, /error/);
+        assert.equal(e.type, "TransportError", String(e));
+        const detail = String(e.description?.message ?? e.description ?? "");
+        assert.match(detail, /\b403\b/, `${e.message}: ${detail}`);
         return true;
       });
+      // The same handshake from an Origin on the allow-list (the default one) connects.
+      const allowed = await connect({ ...options, extraHeaders: { Origin: "http://localhost:3000" } });
+      allowed.socket.close();
     });
   });
 }

@@ -324,11 +324,15 @@ async fn only_nodes_with_subscribers_receive_a_channel() {
 
 #[tokio::test]
 async fn publish_fails_loudly_when_redis_is_unreachable() {
-    // A port that was just closed: nothing listens there.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    // A port this test holds, where every connection is closed at once: no Redis answers
+    // there, and no other process can take the port meanwhile.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let _refuser = tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            drop(conn);
+        }
+    });
     let node = TestNode::new(&format!("redis://127.0.0.1:{port}"), "unreachable");
     let ch = ChannelName::parse("missions").unwrap();
     let started = std::time::Instant::now();

@@ -14,7 +14,11 @@ async fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into()),
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into())
+                // Below info these log raw packets, Socket.IO handshake tokens included:
+                // tokens never appear in logs (SPEC §6), whatever RUST_LOG asks for.
+                .add_directive("socketioxide=info".parse().expect("valid directive"))
+                .add_directive("engineioxide=info".parse().expect("valid directive")),
         )
         .with_writer(std::io::stderr)
         .init();

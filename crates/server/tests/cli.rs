@@ -129,14 +129,24 @@ fn serve_prints_url_and_working_demo_tokens() {
         .iter()
         .find_map(|l| l.strip_prefix("Switchboard is listening on "))
         .map(str::to_owned);
-    let hq = lines.iter().find_map(|l| {
-        l.trim_start()
-            .strip_prefix("hq")
-            .map(|t| t.trim().to_owned())
-    });
+    let demo_token = |role: &str| {
+        lines.iter().find_map(|l| {
+            l.trim_start()
+                .strip_prefix(role)
+                .filter(|t| t.starts_with(' '))
+                .map(|t| t.trim().to_owned())
+        })
+    };
+    let (hq, agent, pipeline) = (
+        demo_token("hq"),
+        demo_token("agent"),
+        demo_token("pipeline"),
+    );
     let result = (|| {
         let url = url.ok_or("no URL printed")?;
         let hq = hq.ok_or("no hq token printed")?;
+        let agent = agent.ok_or("no agent token printed")?;
+        let pipeline = pipeline.ok_or("no pipeline token printed")?;
         assert!(!url.ends_with(":0/"), "the real port is printed: {url}");
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
@@ -148,6 +158,39 @@ fn serve_prints_url_and_working_demo_tokens() {
                 .await
                 .unwrap();
             assert_eq!(res.status(), 200);
+            let client = reqwest::Client::new();
+            // The agent token is valid (authenticated, not 401) and carries role agent: it
+            // reads the agent DTO and may not write.
+            let res = client
+                .put(format!("{url}missions/1"))
+                .bearer_auth(&agent)
+                .json(&serde_json::json!({"status":"active"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                res.status(),
+                403,
+                "agent token refused for the right reason"
+            );
+            let res = client
+                .get(format!("{url}missions/1"))
+                .bearer_auth(&agent)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200);
+            let dto: serde_json::Value = res.json().await.unwrap();
+            assert!(dto.get("objective").is_none(), "agent DTO: {dto}");
+            // The pipeline token may feed a city dashboard.
+            let res = client
+                .post(format!("{url}api/cities/nairobi/data"))
+                .bearer_auth(&pipeline)
+                .json(&serde_json::json!({"metrics":{"traffic":0.5}}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "pipeline token may post city data");
             let page = reqwest::get(url.clone())
                 .await
                 .unwrap()
@@ -161,5 +204,4 @@ fn serve_prints_url_and_working_demo_tokens() {
     let _ = child.kill();
     let _ = child.wait();
     result.unwrap();
-    assert!(lines.iter().any(|l| l.trim_start().starts_with("agent")));
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::{Value, json};
 use switchboard_core::auth::Role;
@@ -29,20 +31,49 @@ async fn put_broadcasts_the_dto_each_audience_may_see() {
     let mut one = Ws::connect(&server.ws_url("")).await;
     one.subscribe("missions:1").await;
 
-    let res = put_mission(
-        &server,
-        1,
-        Some(&hq()),
-        json!({"status":"compromised","location":"Berlin"}),
-    )
-    .await;
+    let db = sqlx::SqlitePool::connect(&server.store_url).await.unwrap();
+    let stored = || async {
+        sqlx::query_as::<_, (String, String)>("SELECT status, location FROM missions WHERE id = 1")
+            .fetch_one(&db)
+            .await
+            .unwrap()
+    };
+    assert_ne!(stored().await.1, "Berlin");
+    // The write runs on its own; the check below happens the moment the first subscriber has
+    // the publication, before the REST answer is even read.
+    let put = {
+        let url = server.http("/missions/1");
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .put(url)
+                .bearer_auth(hq())
+                .json(&json!({"status":"compromised","location":"Berlin"}))
+                .send()
+                .await
+                .unwrap()
+        })
+    };
+    let expected_agent =
+        json!({"id":1,"codename":"Nightingale","status":"compromised","location":"Berlin"});
+    let first = anon.recv().await;
+    // Saved before it was published: the row in the database file already holds the change
+    // when the publication arrives.
+    assert_eq!(
+        stored().await,
+        ("compromised".to_owned(), "Berlin".to_owned()),
+        "published before it was saved"
+    );
+    assert_eq!(first["data"], expected_agent);
+    let res = put.await.unwrap();
     assert_eq!(res.status(), 200);
     let answered: Value = res.json().await.unwrap();
 
-    let expected_agent =
-        json!({"id":1,"codename":"Nightingale","status":"compromised","location":"Berlin"});
-    for ws in [&mut anon, &mut agent_ws] {
-        let d = ws.recv().await;
+    for (i, ws) in [&mut anon, &mut agent_ws].into_iter().enumerate() {
+        let d = if i == 0 {
+            first.clone()
+        } else {
+            ws.recv().await
+        };
         assert_eq!(d["type"], "mission-update");
         assert_eq!(d["channel"], "missions");
         assert!(d["offset"].as_u64().unwrap() >= 1);
@@ -67,7 +98,7 @@ async fn put_broadcasts_the_dto_each_audience_may_see() {
     assert_eq!(d["channel"], "missions:1");
     assert_eq!(d["data"], expected_agent);
 
-    // Saved before it was published: a fresh read sees it.
+    // And the REST read serves what was saved.
     let got: Value = reqwest::get(server.http("/missions/1"))
         .await
         .unwrap()
@@ -224,7 +255,28 @@ async fn create_and_delete_publish_and_answer_the_dto() {
 #[tokio::test]
 async fn rest_auth_failures() {
     let server = TestServer::start().await;
-    let body = json!({"status":"active"});
+    // A body that differs from the stored row, so a refused write that slipped through
+    // would show in the row and on the channel.
+    let body = json!({"status":"aborted","location":"Nowhere"});
+    let read = || async {
+        reqwest::Client::new()
+            .get(server.http("/missions/1"))
+            .bearer_auth(hq())
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let before = read().await;
+    assert_ne!(
+        (&before["status"], &before["location"]),
+        (&json!("aborted"), &json!("Nowhere")),
+        "the refused body must differ from the stored row: {before}"
+    );
+    let mut watcher = Ws::connect(&server.ws_url("")).await;
+    watcher.subscribe("missions:1").await;
     let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
         ("missing", None, 401, "Authentication required"),
         ("malformed", Some("abc.def".into()), 401, "Invalid token"),
@@ -265,17 +317,23 @@ async fn rest_auth_failures() {
         assert_eq!(res.status().as_u16(), status, "{name}");
         assert_eq!(res.json::<Value>().await.unwrap()["error"], error, "{name}");
     }
-    // Nothing was written.
-    let m: Value = reqwest::get(server.http("/missions/1"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(m["status"], "active");
-    // Admins may write too.
+    // Nothing was written (the whole HQ view, `updated_at` included, is unchanged) and
+    // nothing was published.
+    assert_eq!(read().await, before);
+    watcher.expect_silence(Duration::from_millis(100)).await;
+    // Admins may write too: the same body does change the row and is published.
     let res = put_mission(&server, 1, Some(&token("root", Role::Admin, &[])), body).await;
     assert_eq!(res.status(), 200);
+    let after = read().await;
+    assert_eq!(
+        (&after["status"], &after["location"]),
+        (&json!("aborted"), &json!("Nowhere"))
+    );
+    let d = watcher.recv().await;
+    assert_eq!(
+        (d["type"].as_str(), d["data"]["location"].as_str()),
+        (Some("mission-update"), Some("Nowhere"))
+    );
 }
 
 #[tokio::test]

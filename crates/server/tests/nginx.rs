@@ -48,7 +48,21 @@ struct Nginx {
 
 impl Nginx {
     /// Renders `deploy/nginx.conf` for `nodes` and starts nginx, waiting until it proxies.
+    /// nginx cannot listen on port 0 and report the port, so a free port is picked; if
+    /// another process takes it before nginx binds, nginx says so and this tries another.
     async fn start(binary: &PathBuf, nodes: &[&TestServer]) -> Nginx {
+        let mut lost = Vec::new();
+        for _ in 0..5 {
+            match Self::try_start(binary, nodes).await {
+                Ok(nginx) => return nginx,
+                Err(port) => lost.push(port),
+            }
+        }
+        panic!("nginx lost its port to another process 5 times: {lost:?}");
+    }
+
+    /// `Err(port)` when the port was taken before nginx could bind it.
+    async fn try_start(binary: &PathBuf, nodes: &[&TestServer]) -> Result<Nginx, u16> {
         let template = include_str!("../../../deploy/nginx.conf");
         let port = free_port();
         let servers: String = nodes
@@ -90,10 +104,14 @@ impl Nginx {
             if let Ok(r) = client.get(&url).send().await
                 && r.status() == 200
             {
-                return nginx;
+                return Ok(nginx);
             }
             if let Ok(Some(status)) = nginx.child.try_wait() {
-                panic!("nginx exited with {status}: {}", nginx.logs());
+                let logs = nginx.logs();
+                if logs.contains("Address already in use") {
+                    return Err(port);
+                }
+                panic!("nginx exited with {status}: {logs}");
             }
             assert!(
                 tokio::time::Instant::now() < deadline,

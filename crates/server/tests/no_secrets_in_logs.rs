@@ -1,48 +1,28 @@
 //! SPEC §6: tokens and secrets never appear in logs. Runs the real binary with debug logging,
-//! sends tokens every way a client can (query string, bearer header, `auth` message, SSE), and
-//! checks everything it printed.
+//! sends tokens every way a client can — REST bearer header, WebSocket `?token=`, the native
+//! `auth` message, SSE `?token=` and header, long-poll `?token=` and header, the Socket.IO
+//! handshake `auth` — valid and invalid, and checks everything it printed.
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use switchboard_core::auth::{Claims, JwtSigner, Role};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const SECRET: &str = "log-check-secret-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[tokio::test]
 async fn tokens_and_secrets_stay_out_of_the_logs() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .current_dir(dir.path())
-        .env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = common::bin::command(dir.path());
+    cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
+        .env("RUST_LOG", "debug");
+    let server = common::bin::spawn(cmd).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}");
     let http = reqwest::Client::new();
-    for _ in 0..100 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -74,16 +54,63 @@ async fn tokens_and_secrets_stay_out_of_the_logs() {
         .await
         .unwrap();
     assert_eq!(refused.status(), 401);
-    let _ = http
-        .get(format!("{base}/events?channels=missions&token={token}"))
-        .timeout(Duration::from_millis(300))
+    // SSE with the token in the query and in the header: the stream opens (200) and says
+    // `connected`, so the token really went through the server's auth path.
+    for (query, header) in [(Some(&token), None), (None, Some(&token))] {
+        let mut req = http.get(match query {
+            Some(t) => format!("{base}/events?channels=missions&token={t}"),
+            None => format!("{base}/events?channels=missions"),
+        });
+        if let Some(t) = header {
+            req = req.bearer_auth(t);
+        }
+        let mut res = req.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let first = tokio::time::timeout(Duration::from_secs(5), res.chunk())
+            .await
+            .expect("first SSE chunk")
+            .unwrap()
+            .expect("stream open");
+        assert!(
+            String::from_utf8_lossy(&first).contains("connected"),
+            "{first:?}"
+        );
+    }
+    let refused = http
+        .get(format!("{base}/events?channels=missions&token={bad}"))
         .send()
         .await
-        .map(|r| r.status());
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?token={token}"))
-            .await
-            .unwrap();
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // Long-poll with `?token=` and with the header, and a refused one.
+    for url in [
+        format!("{base}/poll?channels=missions&token={token}"),
+        format!("{base}/poll?channels=missions&token={bad}"),
+    ] {
+        let res = http.get(&url).send().await.unwrap();
+        let ok = !url.ends_with(bad.as_str());
+        assert_eq!(res.status(), if ok { 200 } else { 401 }, "{url}");
+    }
+    let res = http
+        .get(format!("{base}/poll?channels=missions"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Socket.IO with the token in the handshake `auth`, a good and a bad one.
+    let sio = common::sio::Sio::connect(addr, Some(serde_json::json!({"token": token})), None)
+        .await
+        .expect("socket.io connect with a good token");
+    drop(sio);
+    let refused = common::sio::Sio::connect(addr, Some(serde_json::json!({"token": bad})), None)
+        .await
+        .err()
+        .expect("a bad handshake token is refused");
+    assert!(!refused.is_empty());
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={token}"))
+        .await
+        .unwrap();
     ws.send(Message::text(format!(
         r#"{{"type":"auth","token":"{token}"}}"#
     )))
@@ -95,27 +122,12 @@ async fn tokens_and_secrets_stay_out_of_the_logs() {
     .await
     .unwrap();
     while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(2), ws.next()).await {}
-    let (mut bad_ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws?token={bad}"))
-            .await
-            .unwrap();
+    let (mut bad_ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws?token={bad}"))
+        .await
+        .unwrap();
     while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(2), bad_ws.next()).await {}
 
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = server.kill_and_output().await;
     assert!(
         logs.contains("query token rejected"),
         "debug logging really ran:\n{logs}"

@@ -50,7 +50,6 @@ async fn native_connection_gets_its_own_status_only() {
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["message"], "Payment received, processing request");
     let id = body["paymentId"].as_str().unwrap().to_owned();
-    assert_eq!(status(&server, &id).await, "pending");
 
     let d = me.recv_type("payment-status").await;
     assert_eq!(d["data"], true);
@@ -77,6 +76,23 @@ async fn native_connection_gets_its_own_status_only() {
         .unwrap();
     assert_eq!(got["status"], "failed");
     assert_eq!(got["amount"], 150.0);
+}
+
+/// Stored `pending` until the processing delay has passed, with no status pushed before. The
+/// delay is a minute here, so the check cannot race with the settlement.
+#[tokio::test]
+async fn a_payment_is_pending_until_the_delay_passes() {
+    let server = TestServer::start_with(|c| c.payments.processing_delay_ms = 60_000).await;
+    let mut me = Ws::connect(&server.ws_url("")).await;
+    let res = pay(&server, json!({"amount": 5, "socketId": me.connection_id})).await;
+    assert_eq!(res.status(), 200);
+    let id = res.json::<Value>().await.unwrap()["paymentId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(status(&server, &id).await, "pending");
+    me.expect_silence(Duration::from_millis(100)).await;
+    assert_eq!(status(&server, &id).await, "pending");
 }
 
 #[tokio::test]

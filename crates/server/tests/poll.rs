@@ -25,6 +25,7 @@ fn cursor_of(body: &Value) -> String {
 
 #[tokio::test]
 async fn first_poll_answers_at_once_then_waits_for_news() {
+    let logs = common::logs::LogCapture::start();
     let server = TestServer::start().await;
     let started = Instant::now();
     let (s, first) = poll(&server, "channels=missions,lobby", &[]).await;
@@ -48,10 +49,11 @@ async fn first_poll_answers_at_once_then_waits_for_news() {
             (started.elapsed(), res.json::<Value>().await.unwrap())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The poll has registered on both channels and found nothing: it is waiting.
+    logs.wait_for("feed joined", 2).await;
+    assert!(!waiter.is_finished(), "answered with nothing to answer");
     put(&server, 1, "Cairo").await;
     let (waited, body) = waiter.await.unwrap();
-    assert!(waited >= Duration::from_millis(250), "{waited:?}");
     assert!(waited < Duration::from_secs(5), "{waited:?}");
     let updates = body["updates"].as_array().unwrap();
     assert_eq!(updates.len(), 1);
@@ -100,6 +102,7 @@ async fn timeout_answers_empty_with_the_same_positions() {
 /// Disconnect, five publications, poll with the old cursor: exactly those five, then live.
 #[tokio::test]
 async fn resume_after_a_disconnect_is_exact_then_live() {
+    let logs = common::logs::LogCapture::start();
     let server = TestServer::start().await;
     let (_, first) = poll(&server, "channels=missions", &[]).await;
     let cursor = cursor_of(&first);
@@ -124,6 +127,7 @@ async fn resume_after_a_disconnect_is_exact_then_live() {
     assert!(body.get("unrecovered").is_none());
 
     let next = cursor_of(&body);
+    let joined = logs.count("feed joined");
     let waiter = {
         let addr = server.addr;
         tokio::spawn(async move {
@@ -137,7 +141,8 @@ async fn resume_after_a_disconnect_is_exact_then_live() {
             .unwrap()
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    logs.wait_for("feed joined", joined + 1).await;
+    assert!(!waiter.is_finished());
     put(&server, 2, "G").await;
     let live = waiter.await.unwrap();
     assert_eq!(offsets(&live["updates"]), [base + 6]);
@@ -206,6 +211,7 @@ async fn refusals_and_audiences() {
 
 #[tokio::test]
 async fn shutdown_answers_a_waiting_poll() {
+    let logs = common::logs::LogCapture::start();
     let mut server = TestServer::start_with(|c| c.shutdown.grace_ms = 5000).await;
     let (_, first) = poll(&server, "channels=lobby", &[]).await;
     let cursor = cursor_of(&first);
@@ -218,7 +224,8 @@ async fn shutdown_answers_a_waiting_poll() {
         .unwrap();
         (res.status().as_u16(), res.json::<Value>().await.unwrap())
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    logs.wait_for("feed joined", 1).await;
+    assert!(!waiter.is_finished());
     let started = Instant::now();
     let done = server.stop();
     let (status, body) = tokio::time::timeout(Duration::from_secs(3), waiter)

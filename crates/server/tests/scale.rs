@@ -3,6 +3,7 @@
 
 mod common;
 #[path = "common/services.rs"]
+#[allow(dead_code)] // shared helper; this file does not use every part of it
 mod services;
 
 use std::time::Duration;
@@ -74,8 +75,8 @@ async fn a_foreign_update_is_published_once_and_an_api_write_not_twice() {
     let b = node(&s).await;
     let (mut on_a, _) = subscribed(&a, "missions:3").await;
     let (mut on_b, _) = subscribed(&b, "missions:3").await;
-    // Let both nodes' change listeners start.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No wait for the change listeners: a change written before a node listens waits in
+    // change_log and is claimed by the node's first claim, which comes right after LISTEN.
 
     let mut writer = s.foreign_writer().await;
     sqlx::query(

@@ -4,57 +4,39 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::feeds::Sse;
 use common::*;
 use serde_json::Value;
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn sigterm_closes_with_1012_and_exits_within_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
     let grace = Duration::from_millis(4000);
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path())
-        .current_dir(dir.path())
-        .env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
+    let mut cmd = common::bin::command(dir.path());
+    cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
         .env(
             "SWITCHBOARD_SHUTDOWN__GRACE_MS",
             grace.as_millis().to_string(),
         )
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the switchboard binary");
-    let pid = child.id().expect("pid");
-
-    let base = format!("http://127.0.0.1:{port}");
+        // `feed joined` (debug) says when a feed is registered: the test waits for it.
+        .env("RUST_LOG", "warn,switchboard::transports::feed=debug");
+    let mut server = common::bin::spawn(cmd).await;
+    let addr = server.addr;
+    let base = format!("http://{addr}");
     let client = reqwest::Client::new();
-    let ready = async {
-        loop {
-            if let Ok(r) = client.get(format!("{base}/healthz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let joined = || {
+        server
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("feed joined"))
+            .count()
     };
-    tokio::time::timeout(Duration::from_secs(20), ready)
-        .await
-        .expect("binary became ready");
 
-    let mut ws = Ws::connect(&format!("ws://127.0.0.1:{port}/ws")).await;
+    let mut ws = Ws::connect(&format!("ws://{addr}/ws")).await;
     ws.subscribe("missions").await;
     let mut sse = Sse::from_response(
         client
@@ -82,14 +64,16 @@ async fn sigterm_closes_with_1012_and_exits_within_the_grace_period() {
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The SSE stream's feed and the waiting poll's feed are both registered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while joined() < 2 {
+        assert!(Instant::now() < deadline, "the long-poll never registered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!poller.is_finished(), "the long-poll is waiting");
 
     let started = Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
+    server.signal("TERM");
 
     assert_eq!(ws.close_code().await, 1012);
     let close = sse.next_event().await;
@@ -103,7 +87,7 @@ async fn sigterm_closes_with_1012_and_exits_within_the_grace_period() {
     assert_eq!(poll_status, 200);
     assert_eq!(poll_body["updates"], serde_json::json!([]));
 
-    let exit = tokio::time::timeout(grace + Duration::from_secs(2), child.wait())
+    let exit = tokio::time::timeout(grace + Duration::from_secs(2), server.child.wait())
         .await
         .expect("process exited within the grace period")
         .unwrap();

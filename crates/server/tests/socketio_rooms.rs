@@ -137,6 +137,18 @@ async fn handshake_checks_token_and_origin() {
     let dto: Value = h.recv_event("mission-update").await;
     assert_eq!(dto["objective"], "Photograph the shipment manifests");
     assert!(dto.get("handler_notes").is_none());
+    // The personal channel `user:hq-1`: a publication there reaches this socket.
+    let res = reqwest::Client::new()
+        .post(server.http("/api/publish"))
+        .bearer_auth(hq())
+        .json(&json!({"channel":"user:hq-1","event":"note","data":{"n":1}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (data, meta) = h.recv_publication("note").await;
+    assert_eq!(data, json!({"n":1}));
+    assert_eq!(meta["channel"], "user:hq-1");
 
     let locked = TestServer::start_with(|c| c.auth.allow_anonymous = false).await;
     let anon = Sio::connect(locked.addr, None, None).await;

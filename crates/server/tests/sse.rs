@@ -43,6 +43,13 @@ async fn connected_first_then_native_deliveries_with_cursor_ids() {
     let mut hq_sse = Sse::open(&server, &format!("channels=missions&token={hq_token}"), &[]).await;
     hq_sse.next_event().await;
 
+    let before: serde_json::Value = reqwest::get(server.http("/missions/1"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_ne!(before["location"], "Lisbon");
     put(&server, 1, "Lisbon").await;
     let ev = anon.next_event().await;
     assert_eq!(ev.event.as_deref(), Some("mission-update"));
@@ -52,7 +59,7 @@ async fn connected_first_then_native_deliveries_with_cursor_ids() {
     assert_eq!(d["offset"].as_u64().unwrap(), at + 1);
     assert_eq!(
         d["data"],
-        json!({"id":1,"codename":"Nightingale","status":d["data"]["status"],"location":"Lisbon"})
+        json!({"id":1,"codename":"Nightingale","status":before["status"],"location":"Lisbon"})
     );
     assert!(d["data"].get("objective").is_none());
     // The id is the cursor after this event: same epoch, offset moved on.

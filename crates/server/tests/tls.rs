@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use rustls_pki_types::ServerName;
 use rustls_pki_types::pem::PemObject;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -51,6 +51,23 @@ async fn tls_stream(
     connector(trusted_pem).connect(name, tcp).await
 }
 
+/// The next text frame of a WebSocket, as JSON.
+async fn next_text<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> serde_json::Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let frame = tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("a frame over wss")
+            .expect("open")
+            .expect("no error");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = frame {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn https_and_wss_on_the_same_port() {
     let pki = self_signed();
@@ -82,15 +99,46 @@ async fn https_and_wss_on_the_same_port() {
     let (mut ws, _) = tokio_tungstenite::client_async("wss://localhost/ws", tls)
         .await
         .unwrap();
-    let welcome = ws.next().await.unwrap().unwrap();
-    assert!(welcome.to_text().unwrap().contains("\"type\":\"welcome\""));
+    assert_eq!(next_text(&mut ws).await["type"], "welcome");
+    ws.send(tokio_tungstenite::tungstenite::Message::text(
+        r#"{"type":"subscribe","channel":"missions:1"}"#,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next_text(&mut ws).await["type"], "subscribed");
+    // An HTTPS write; its publication arrives over WSS.
+    let body = r#"{"location":"Tallinn"}"#;
+    let mut tls = tls_stream(&server, &pki.cert_pem).await.unwrap();
+    tls.write_all(
+        format!(
+            "PUT /missions/1 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            hq(),
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    tls.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let update = next_text(&mut ws).await;
+    assert_eq!(
+        (
+            update["type"].as_str(),
+            update["channel"].as_str(),
+            update["data"]["location"].as_str()
+        ),
+        (Some("mission-update"), Some("missions:1"), Some("Tallinn"))
+    );
 
-    // Plain HTTP to a TLS port is not served.
+    // Plain HTTP to a TLS port is not served: the connection fails, no HTTP answer at all.
     let plain = reqwest::Client::new()
         .get(server.http("/healthz"))
         .send()
         .await;
-    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    assert!(plain.is_err(), "plain HTTP answered: {plain:?}");
 }
 
 #[tokio::test]

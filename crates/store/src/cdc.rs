@@ -100,6 +100,11 @@ async fn listen_and_claim(pool: &PgPool, tx: &mpsc::Sender<ChangeEvent>) -> Resu
 /// Claims and forwards pending entries until none is left. False when the receiver is gone.
 async fn claim_all(pool: &PgPool, tx: &mpsc::Sender<ChangeEvent>) -> Result<bool, StoreError> {
     loop {
+        // A stopped server has dropped the receiver: claiming now would delete entries
+        // nobody publishes. Leave them for a node that runs.
+        if tx.is_closed() {
+            return Ok(false);
+        }
         let rows = sqlx::query_as::<_, ClaimedRow>(
             "DELETE FROM change_log WHERE id IN \
              (SELECT id FROM change_log ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED) \

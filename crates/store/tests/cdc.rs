@@ -11,10 +11,31 @@ use sqlx::Connection;
 use switchboard_store::{ChangeEvent, ChangeTable, MissionPatch, MissionStatus, Store};
 use tokio::sync::mpsc::Receiver;
 
-async fn drain(rx: &mut Receiver<ChangeEvent>, wait: Duration) -> Vec<ChangeEvent> {
+/// Collects changes from both receivers until `want` have arrived (at most 12 s: the fallback
+/// sweep runs every 5 s), then checks that nothing more comes for a while.
+async fn collect(
+    a: &mut Receiver<ChangeEvent>,
+    b: &mut Receiver<ChangeEvent>,
+    want: usize,
+) -> Vec<ChangeEvent> {
     let mut got = Vec::new();
-    while let Ok(Some(e)) = tokio::time::timeout(wait, rx.recv()).await {
-        got.push(e);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    while got.len() < want {
+        let next = tokio::time::timeout_at(deadline, async {
+            tokio::select! {
+                e = a.recv() => e,
+                e = b.recv() => e,
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("only {} of {want} changes: {got:?}", got.len()));
+        got.push(next.expect("capture stopped"));
+    }
+    // Exactly once: no node publishes any of them a second time.
+    for rx in [a, b] {
+        if let Ok(extra) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+            panic!("a change came out twice or unasked: {extra:?} after {got:?}");
+        }
     }
     got
 }
@@ -29,8 +50,8 @@ async fn foreign_writes_are_captured_once_and_api_writes_not_at_all() {
     let b = schema.store().await;
     let mut rx_a = a.capture_changes().unwrap();
     let mut rx_b = b.capture_changes().unwrap();
-    // Let both listeners start.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // No wait for the listeners: a change recorded before a node listens is claimed by its
+    // first claim, right after LISTEN.
 
     // A write through the API publishes itself: not captured.
     let patch = MissionPatch {
@@ -52,8 +73,7 @@ async fn foreign_writes_are_captured_once_and_api_writes_not_at_all() {
         .await
         .unwrap();
 
-    let mut got = drain(&mut rx_a, Duration::from_millis(700)).await;
-    got.extend(drain(&mut rx_b, Duration::from_millis(100)).await);
+    let mut got = collect(&mut rx_a, &mut rx_b, 2).await;
     got.sort_by(|x, y| x.key.cmp(&y.key));
     assert_eq!(
         got,

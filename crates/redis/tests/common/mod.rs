@@ -124,10 +124,13 @@ pub async fn next_delivery(rx: &mut mpsc::Receiver<Outbound>) -> (u64, String) {
     }
 }
 
-/// Asserts nothing more arrives on `rx` for a short while.
+/// Asserts nothing more arrives on `rx` for a short while, and that the queue is still open:
+/// a closed queue (the hub dropped the connection) is not "quiet", it fails.
 pub async fn assert_quiet(rx: &mut mpsc::Receiver<Outbound>) {
-    if let Ok(Some(item)) = tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-        panic!("unexpected delivery: {item:?}");
+    match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+        Err(_) => assert!(!rx.is_closed(), "the queue was closed"),
+        Ok(Some(item)) => panic!("unexpected delivery: {item:?}"),
+        Ok(None) => panic!("the queue was closed: the connection was dropped"),
     }
 }
 

@@ -2,6 +2,9 @@
 //! tokens, and talk to it with real WebSocket and HTTP clients.
 #![allow(dead_code)]
 
+pub mod bin;
+pub mod logs;
+pub mod proxy;
 pub mod sio;
 
 use std::net::SocketAddr;
@@ -37,7 +40,27 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), tweak).await
+    }
+
+    /// Stops this server (waiting for it to exit, unless [`Self::stop`] took its task already)
+    /// and starts a new one on the same data directory, so the SQLite file carries over.
+    pub async fn restart(mut self, tweak: impl FnOnce(&mut Config)) -> Self {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            tokio::time::timeout(Duration::from_secs(15), done)
+                .await
+                .expect("server stopped")
+                .expect("serve task")
+                .expect("serve ended cleanly");
+        }
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().expect("tempdir"));
+        Self::start_in(dir, tweak).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             ..Config::default()
@@ -47,6 +70,7 @@ impl TestServer {
         tweak(&mut config);
         config.finish().expect("valid test config");
         let store_url = config.store.url.clone();
+        let plain_http = config.tls.cert.is_none();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -55,17 +79,22 @@ impl TestServer {
         let done = tokio::spawn(switchboard::serve(config, listener, async move {
             let _ = rx.await;
         }));
-        // Wait until it answers.
+        // Wait until it is ready: serving, with its store and broker reachable (a Redis
+        // broker's pub/sub feed connects after start; until then subscriptions are refused).
+        // A TLS server is not probed here: its tests speak TLS themselves.
         let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client
-                .get(format!("http://{addr}/healthz"))
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while plain_http
+            && !client
+                .get(format!("http://{addr}/readyz"))
                 .send()
                 .await
-                .is_ok()
-            {
-                break;
-            }
+                .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the server at {addr} never answered /readyz with 200"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Self {
@@ -225,11 +254,35 @@ impl Ws {
         }
     }
 
-    /// Asserts nothing arrives for `d`.
+    /// Asserts nothing arrives for `d` *and* that the connection is still open and answering
+    /// afterwards: a close frame, the end of the stream or an error during the window fails,
+    /// as does any text or binary frame (pings and pongs are skipped until the window is over).
+    /// Then a `ping` must be answered by a `pong` as the very next text frame, so whatever the
+    /// server had queued before that answer would have shown up.
     pub async fn expect_silence(&mut self, d: Duration) {
-        if let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(d, self.socket.next()).await {
-            panic!("expected silence, got {t}");
+        let deadline = tokio::time::Instant::now() + d;
+        loop {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
+                Err(_) => break,
+                Ok(Some(Ok(Message::Text(t)))) => panic!("expected silence, got {t}"),
+                Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Close(f)))) => {
+                    panic!("expected silence, but the server closed the connection: {f:?}")
+                }
+                Ok(Some(Ok(other))) => panic!("expected silence, got {other:?}"),
+                Ok(Some(Err(e))) => panic!("expected silence, but the connection failed: {e}"),
+                Ok(None) => panic!("expected silence, but the stream ended"),
+            }
         }
+        self.send(json!({"type":"ping","ref":"silence-probe"}))
+            .await;
+        let v = self.recv().await;
+        assert_eq!(
+            (v["type"].as_str(), v["ref"].as_str()),
+            (Some("pong"), Some("silence-probe")),
+            "expected silence, got {v}"
+        );
+        self.seen.pop();
     }
 
     /// Reads until the close frame and returns its code (text frames before it are kept).

@@ -1,6 +1,7 @@
 //! Real PostgreSQL and Redis on 127.0.0.1 for scale-out tests. Unreachable services skip the
 //! test with a printed reason, unless `SWITCHBOARD_REQUIRE_SERVICES=1`, where they fail it.
-//! Each test gets its own PostgreSQL schema and Redis key prefix, removed by [`Services::clean`].
+//! Each test gets its own PostgreSQL schema and Redis key prefix, removed by [`Services::clean`] or,
+//! when a test fails before it, by the drop guard.
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ pub struct Services {
     pub prefix: String,
     pub pg: sqlx::PgPool,
     redis: redis::aio::MultiplexedConnection,
+    cleaned: bool,
 }
 
 impl Services {
@@ -22,6 +24,22 @@ impl Services {
     pub fn configure(&self, c: &mut switchboard::Config) {
         c.store.url = self.store_url();
         c.broker.url = REDIS_URL.to_owned();
+        c.broker.prefix = self.prefix.clone();
+    }
+
+    /// Like [`Self::configure`], but reaching Redis and PostgreSQL at the given addresses
+    /// (a cuttable proxy in front of the shared services).
+    pub fn configure_through(
+        &self,
+        c: &mut switchboard::Config,
+        redis: std::net::SocketAddr,
+        pg: std::net::SocketAddr,
+    ) {
+        c.store.url = format!(
+            "postgres://postgres@{pg}/test?options[search_path]={}",
+            self.schema
+        );
+        c.broker.url = format!("redis://{redis}");
         c.broker.prefix = self.prefix.clone();
     }
 
@@ -38,26 +56,124 @@ impl Services {
             .unwrap()
     }
 
-    /// Drops the schema and deletes the Redis keys of this test.
-    pub async fn clean(mut self) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS {} CASCADE",
-            self.schema
-        )))
-        .execute(&self.pg)
-        .await
-        .unwrap();
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", self.prefix))
-            .query_async(&mut self.redis)
+    /// How many Redis pub/sub subscriptions the broker feed of `channel` has: one per node
+    /// with a local subscriber on it. A node subscribes there when its first local client
+    /// registers, so this shows from outside that a client's registration has happened.
+    pub async fn feed_subscribers(&self, channel: &str) -> u64 {
+        let mut redis = self.redis.clone();
+        let (_, n): (String, u64) = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(format!("{}:feed:{channel}", self.prefix))
+            .query_async(&mut redis)
             .await
             .unwrap();
-        if !keys.is_empty() {
-            let _: u64 = redis::cmd("DEL")
-                .arg(&keys)
-                .query_async(&mut self.redis)
-                .await
-                .unwrap();
+        n
+    }
+
+    /// Waits (at most 5 s) until [`Self::feed_subscribers`] of `channel` is `n`.
+    pub async fn wait_feed_subscribers(&self, channel: &str, n: u64) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let now = self.feed_subscribers(channel).await;
+            if now == n {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{channel}: {now} feed subscribers, waited for {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Drops the schema and deletes the Redis keys of this test, now. (Dropping a `Services`
+    /// without calling this does the same from a guard, so a failing test cleans up too.)
+    pub async fn clean(mut self) {
+        drop_schema_and_keys(&self.pg, &mut self.redis, &self.schema, &self.prefix)
+            .await
+            .unwrap();
+        self.cleaned = true;
+    }
+}
+
+async fn drop_schema_and_keys(
+    pg: &sqlx::PgPool,
+    redis: &mut redis::aio::MultiplexedConnection,
+    schema: &str,
+    prefix: &str,
+) -> Result<(), String> {
+    // The name is ours: `test_` and hex digits.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE"
+    )))
+    .execute(pg)
+    .await
+    .map_err(|e| e.to_string())?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(redis)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !keys.is_empty() {
+        let _: u64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(redis)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+impl Drop for Services {
+    /// The guard for a test that ended early (a failed assertion): cleans up on a thread of
+    /// its own with fresh connections, since the test's runtime may be unwinding. Bounded by a
+    /// lock timeout and a deadline so a stuck cleanup cannot hang the run; failures are
+    /// printed, not raised (a panic in a panic would abort).
+    fn drop(&mut self) {
+        if self.cleaned {
+            return;
+        }
+        let (schema, prefix) = (self.schema.clone(), self.prefix.clone());
+        let outcome = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(async {
+                let work = async {
+                    let pg = sqlx::postgres::PgPoolOptions::new()
+                        .max_connections(1)
+                        .after_connect(|conn, _| {
+                            Box::pin(async move {
+                                use sqlx::Executor;
+                                conn.execute("SET lock_timeout = '5s'").await?;
+                                Ok(())
+                            })
+                        })
+                        .connect(PG_URL)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let mut redis = redis::Client::open(REDIS_URL)
+                        .map_err(|e| e.to_string())?
+                        .get_multiplexed_async_connection()
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    drop_schema_and_keys(&pg, &mut redis, &schema, &prefix).await
+                };
+                tokio::time::timeout(Duration::from_secs(15), work)
+                    .await
+                    .map_err(|_| "timed out".to_owned())?
+            })
+        })
+        .join();
+        if !matches!(outcome, Ok(Ok(()))) {
+            let _ = std::io::Write::write_fmt(
+                &mut std::io::stderr(),
+                format_args!(
+                    "cleanup of schema {} / prefix {} failed: {outcome:?}\n",
+                    self.schema, self.prefix
+                ),
+            );
         }
     }
 }
@@ -87,6 +203,7 @@ pub async fn services_or_skip(test: &str) -> Option<Services> {
             prefix: format!("sbtest:{id:016x}"),
             pg,
             redis,
+            cleaned: false,
         })
     };
     let outcome = match tokio::time::timeout(Duration::from_secs(5), attempt).await {
