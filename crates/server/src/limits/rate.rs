@@ -55,7 +55,7 @@ impl RateLimiter {
     pub fn check(&self, key: &str) -> Decision {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !buckets.contains_key(key) && buckets.len() % SWEEP_EVERY_NEW_KEYS == 0 {
+        if !buckets.contains_key(key) && buckets.len().is_multiple_of(SWEEP_EVERY_NEW_KEYS) {
             self.retain_unfilled(&mut buckets, now);
         }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
