@@ -145,6 +145,8 @@ impl JwtVerifier {
         validation.algorithms = vec![algorithm];
         validation.set_required_spec_claims(&["exp"]);
         validation.validate_exp = true;
+        // A token that is not valid yet is refused like an expired one would be.
+        validation.validate_nbf = true;
         // Expiry is exact: a client told "expired" must not be let in for another minute.
         validation.leeway = 0;
         validation.validate_aud = false;
@@ -176,6 +178,11 @@ impl JwtVerifier {
             return Err(AuthError::Missing);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        // RFC 7515 §4.1.11: a recipient must refuse a token whose `crit` names an extension it
+        // does not understand; this verifier understands none.
+        if header.crit.is_some() {
+            return Err(AuthError::Invalid);
+        }
         let Some((_, key, validation)) = self.keys.iter().find(|(a, _, _)| *a == header.alg) else {
             return Err(AuthError::Invalid);
         };

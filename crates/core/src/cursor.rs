@@ -22,17 +22,25 @@ use crate::publication::StreamPosition;
 
 /// Format version written as the first byte; a different one is refused, never guessed at.
 pub const CURSOR_VERSION: u8 = 1;
-/// Longest cursor text accepted: bounds the work a hostile `?cursor=` can cause.
+/// Longest cursor text [`Cursor::decode`] accepts: bounds the work a hostile `?cursor=` can
+/// cause when the caller has no channel limit to go by. Servers use
+/// [`Cursor::decode_for`], whose bound follows from how many channels a stream may have, so a
+/// cursor the server issued is always accepted back.
 pub const MAX_CURSOR_LEN: usize = 32 * 1024;
+/// Longest channel name (SPEC §2), the bound for one entry's name.
+const MAX_CHANNEL_LEN: usize = 255;
 /// Longest epoch accepted inside a cursor (the brokers' epochs are a few characters).
 pub const MAX_EPOCH_LEN: usize = 255;
 
 /// Why a cursor was refused. Messages are safe to show a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CursorError {
-    /// Longer than [`MAX_CURSOR_LEN`].
+    /// Longer than [`MAX_CURSOR_LEN`] (or than a cursor over the allowed channels can be).
     #[error("cursor is too long")]
     TooLong,
+    /// More channels than a stream may have.
+    #[error("cursor names too many channels")]
+    TooManyChannels,
     /// Not base64url text.
     #[error("cursor is not valid base64url")]
     NotBase64,
@@ -123,11 +131,38 @@ impl Cursor {
         base64url_encode(&raw)
     }
 
+    /// The longest text [`encode`](Self::encode) writes for `channels` channels: each entry at
+    /// most a 255-character name, a [`MAX_EPOCH_LEN`] epoch and a ten-byte offset, each
+    /// length-prefixed, in base64url.
+    pub fn max_encoded_len(channels: usize) -> usize {
+        let entry = 2 + MAX_CHANNEL_LEN + 2 + MAX_EPOCH_LEN + 10;
+        let raw = channels.saturating_mul(entry).saturating_add(1);
+        raw.saturating_mul(4).div_ceil(3)
+    }
+
+    /// Parses a cursor of a stream that may have at most `max_channels` channels: anything the
+    /// server issued for such a stream is accepted, whatever its length, and nothing longer
+    /// or with more channels is read.
+    pub fn decode_for(text: &str, max_channels: usize) -> Result<Self, CursorError> {
+        if text.len() > Self::max_encoded_len(max_channels).max(MAX_CURSOR_LEN) {
+            return Err(CursorError::TooLong);
+        }
+        let cursor = Self::parse(text)?;
+        if cursor.len() > max_channels {
+            return Err(CursorError::TooManyChannels);
+        }
+        Ok(cursor)
+    }
+
     /// Parses a cursor's text form, refusing anything [`encode`](Self::encode) would not write.
     pub fn decode(text: &str) -> Result<Self, CursorError> {
         if text.len() > MAX_CURSOR_LEN {
             return Err(CursorError::TooLong);
         }
+        Self::parse(text)
+    }
+
+    fn parse(text: &str) -> Result<Self, CursorError> {
         let raw = base64url_decode(text.as_bytes()).ok_or(CursorError::NotBase64)?;
         let (&version, mut rest) = raw.split_first().ok_or(CursorError::Version)?;
         if version != CURSOR_VERSION {
@@ -408,5 +443,41 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn every_cursor_encode_writes_is_accepted_by_decode_for() {
+        let mut cursor = Cursor::new();
+        for i in 0..1000 {
+            let name = format!("city:{i:04}-{}", "n".repeat(245));
+            cursor.set(
+                ChannelName::parse(&name).unwrap(),
+                StreamPosition {
+                    offset: u64::MAX,
+                    epoch: "e".repeat(MAX_EPOCH_LEN),
+                },
+            );
+        }
+        let text = cursor.encode();
+        assert!(text.len() <= Cursor::max_encoded_len(1000));
+        assert!(text.len() > MAX_CURSOR_LEN);
+        assert_eq!(Cursor::decode_for(&text, 1000).unwrap(), cursor);
+        assert!(Cursor::decode_for(&text, 999).is_err());
+        let mut three = Cursor::new();
+        for name in ["a", "b", "c"] {
+            three.set(
+                ChannelName::parse(name).unwrap(),
+                StreamPosition {
+                    offset: 1,
+                    epoch: "e".into(),
+                },
+            );
+        }
+        assert_eq!(
+            Cursor::decode_for(&three.encode(), 2),
+            Err(CursorError::TooManyChannels)
+        );
+        let too_long = "A".repeat(Cursor::max_encoded_len(10).max(MAX_CURSOR_LEN) + 1);
+        assert_eq!(Cursor::decode_for(&too_long, 10), Err(CursorError::TooLong));
     }
 }

@@ -189,6 +189,27 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     }
 }
 
+/// The native protocol's own message types, both directions, except `chat`, which is also the
+/// lobby's publication event (SPEC §1.2). A publication is delivered as `{"type":<event>,…}`,
+/// so one named like these would look like a protocol message to a client.
+pub const MESSAGE_TYPES: [&str; 15] = [
+    "welcome",
+    "authenticated",
+    "auth_error",
+    "subscribed",
+    "unsubscribed",
+    "published",
+    "presence",
+    "pong",
+    "error",
+    "auth",
+    "subscribe",
+    "unsubscribe",
+    "publish",
+    "ack",
+    "ping",
+];
+
 /// Whether `event` is an acceptable event name: 1–64 characters of letters, digits, `_`, `-`,
 /// `.`, `:`. Event names become SSE `event:` lines and Socket.IO event names, so they must stay
 /// free of whitespace and control characters.

@@ -11,6 +11,18 @@ use std::borrow::Cow;
 
 use serde_json::value::RawValue;
 
+/// Event names socket.io-client reserves for itself (its `RESERVED_EVENTS`, and the parser's):
+/// an `EVENT` packet naming one makes the client drop the connection with `parse error`, so no
+/// publication may carry one of these names.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
 /// Encodes the argument array `[event, data]` of a Socket.IO `EVENT` packet.
 ///
 /// `data` is already JSON, so it is appended as is.

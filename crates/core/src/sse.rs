@@ -37,6 +37,11 @@ pub fn notice(event: &str, data: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// Event names the SSE stream uses itself, besides the native protocol's types: `message` is
+/// what `EventSource` calls an unnamed event (the `connected` notice), `close` the notice before
+/// the server ends a stream, `error` what `EventSource` fires when the stream fails.
+pub const STREAM_EVENTS: [&str; 4] = ["message", "connected", "close", "error"];
+
 /// A comment line: ignored by clients, keeps proxies and idle timers from closing the stream.
 pub fn comment(text: &str) -> Bytes {
     let mut out = BytesMut::with_capacity(4 + text.len());

@@ -11,17 +11,7 @@ use switchboard_core::auth::Role;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into())
-                // Below info these log raw packets, Socket.IO handshake tokens included:
-                // tokens never appear in logs (SPEC §6), whatever RUST_LOG asks for.
-                .add_directive("socketioxide=info".parse().expect("valid directive"))
-                .add_directive("engineioxide=info".parse().expect("valid directive")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data_dir.clone(),
@@ -73,6 +63,46 @@ async fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Libraries that log what clients send or what the database runs, and the most each may say
+/// whatever `RUST_LOG` asks for: tungstenite logs every frame it reads at `trace` (a native
+/// `auth` message carries a token), engineioxide and socketioxide log packets and the
+/// handshake's `auth` payload at `debug`, and sqlx logs every statement — the demo seed with its
+/// classified values among them — so its statement log is off altogether (a slow statement's
+/// warning quotes the statement too).
+const LOG_CAPS: [(&str, tracing::Level); 9] = [
+    ("tungstenite", tracing::Level::WARN),
+    ("tokio_tungstenite", tracing::Level::WARN),
+    ("engineioxide", tracing::Level::INFO),
+    ("engineioxide_core", tracing::Level::INFO),
+    ("socketioxide", tracing::Level::INFO),
+    ("socketioxide_core", tracing::Level::INFO),
+    ("socketioxide_parser_common", tracing::Level::INFO),
+    ("sqlx", tracing::Level::WARN),
+    ("h2", tracing::Level::INFO),
+];
+
+/// `RUST_LOG` (default `info`), with [`LOG_CAPS`] applied on top at every level.
+fn init_logging() {
+    use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let requested = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn".into());
+    let caps = LOG_CAPS
+        .iter()
+        .fold(
+            Targets::new().with_default(LevelFilter::TRACE),
+            |t, (target, level)| t.with_target(*target, *level),
+        )
+        .with_target("sqlx::query", LevelFilter::OFF);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(requested.and(caps)),
+        )
+        .init();
 }
 
 async fn serve(config: &mut Config) -> ExitCode {

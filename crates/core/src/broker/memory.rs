@@ -1,6 +1,7 @@
 //! The in-process broker: per-channel streams in memory, delivery straight to this node's hub.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,20 +16,27 @@ struct Stream {
     epoch: Arc<str>,
     offset: u64,
     history: VecDeque<(Instant, Arc<Publication>)>,
+    /// The namespace's history TTL, known once something was stored.
+    ttl: Option<Duration>,
     last_publish: Instant,
+    /// Removed from the map: whoever locked it after the removal looks the channel up again.
+    dead: bool,
 }
 
 impl Stream {
-    fn new() -> Self {
+    fn new(epoch: Arc<str>) -> Self {
         Self {
-            epoch: Arc::from(new_epoch()),
+            epoch,
             offset: 0,
             history: VecDeque::new(),
+            ttl: None,
             last_publish: Instant::now(),
+            dead: false,
         }
     }
 
-    fn expire(&mut self, ttl: Duration, now: Instant) {
+    fn expire(&mut self, now: Instant) {
+        let Some(ttl) = self.ttl else { return };
         while self
             .history
             .front()
@@ -44,16 +52,40 @@ impl Stream {
             epoch: self.epoch.to_string(),
         }
     }
+
+    /// Whether forgetting this stream loses nothing a client could still be given: no live
+    /// history, and either nothing was ever published (its state is exactly that of an absent
+    /// stream) or its history TTL has passed, or (no history kept) it has been idle for `idle`.
+    fn forgettable(&mut self, now: Instant, idle: Duration) -> bool {
+        self.expire(now);
+        if !self.history.is_empty() {
+            return false;
+        }
+        self.offset == 0 || self.ttl.is_some() || now.duration_since(self.last_publish) >= idle
+    }
 }
 
 /// The in-process broker: history in memory, delivery straight to this node's hub.
 ///
 /// Each channel's stream has its own lock, held while the offset is assigned *and* the hub
 /// fans out, so deliveries of one channel reach every queue in offset order.
+///
+/// Only channels that matter hold state: a stream exists while the channel has subscribers on
+/// this node or live history. Reading the position of a channel nobody listens to creates
+/// nothing, and a stream is forgotten when its last subscriber leaves with no live history
+/// ([`Broker::on_unsubscribe`]) or when [`sweep`](Self::sweep) finds its history expired.
+///
+/// Epochs: a stream that has never been published reports the epoch of the current
+/// *generation*, `<base>-<n>`, where `<base>` is random per broker and `<n>` grows each time a
+/// stream that had publications is forgotten. So an absent channel and a new stream of the same
+/// generation are the same history (a client that read "offset 0" of an absent channel recovers
+/// the stream's first publications), while a stream created after one with publications was
+/// forgotten never reuses an epoch a client may hold.
 pub struct MemoryBroker {
     hub: Arc<Hub>,
     streams: Mutex<HashMap<ChannelName, Arc<Mutex<Stream>>>>,
-    ttls: Mutex<HashMap<ChannelName, Duration>>,
+    base: String,
+    generation: AtomicU64,
 }
 
 impl MemoryBroker {
@@ -62,40 +94,86 @@ impl MemoryBroker {
         Self {
             hub,
             streams: Mutex::default(),
-            ttls: Mutex::default(),
+            base: new_epoch(),
+            generation: AtomicU64::new(0),
         }
+    }
+
+    /// The epoch of streams that have never been published, in this generation.
+    fn empty_epoch(&self) -> String {
+        format!("{}-{}", self.base, self.generation.load(Ordering::Acquire))
     }
 
     fn stream(&self, channel: &ChannelName) -> Arc<Mutex<Stream>> {
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(
-            streams
-                .entry(channel.clone())
-                .or_insert_with(|| Arc::new(Mutex::new(Stream::new()))),
-        )
+        if let Some(stream) = streams.get(channel) {
+            return Arc::clone(stream);
+        }
+        let stream = Arc::new(Mutex::new(Stream::new(Arc::from(self.empty_epoch()))));
+        streams.insert(channel.clone(), Arc::clone(&stream));
+        stream
     }
 
-    /// Forgets streams idle for longer than `idle` whose history has expired, so channels used
-    /// once (a connection's personal channel) do not accumulate. A client resuming one of them
-    /// later sees a new epoch and is told its history is gone, which is the truth.
+    fn existing(&self, channel: &ChannelName) -> Option<Arc<Mutex<Stream>>> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(channel)
+            .cloned()
+    }
+
+    /// Forgets `channel`'s stream if nobody here listens and nothing in it is still live.
+    fn release(&self, channel: &ChannelName, idle: Duration) {
+        let now = Instant::now();
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(stream) = streams.get(channel) else {
+            return;
+        };
+        if self.hub.has_subscribers(channel) {
+            return;
+        }
+        let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.forgettable(now, idle) {
+            return;
+        }
+        let published = s.offset > 0;
+        s.dead = true;
+        drop(s);
+        streams.remove(channel);
+        if published {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Forgets every stream with no subscriber on this node and no live history: expired
+    /// history, never published, or (namespaces that keep no history) idle for longer than
+    /// `idle`. A client resuming one of them later sees a new epoch and is told its history is
+    /// gone, which is the truth.
     ///
     /// A stream with live subscribers on this node is kept however idle: forgetting it would
     /// restart its offsets under a new epoch while those subscribers' writers still expect the
     /// old numbering, and they would drop the new publications as duplicates.
     pub fn sweep(&self, idle: Duration) {
         let now = Instant::now();
-        let ttls = self.ttls.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut dropped_published = false;
         let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
         streams.retain(|name, stream| {
             if self.hub.has_subscribers(name) {
                 return true;
             }
             let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(ttl) = ttls.get(name) {
-                s.expire(*ttl, now);
+            if s.forgettable(now, idle) {
+                dropped_published |= s.offset > 0;
+                s.dead = true;
+                return false;
             }
-            !(s.history.is_empty() && now.duration_since(s.last_publish) >= idle)
+            true
         });
+        let held = streams.len();
+        streams.shrink_to(held.saturating_mul(2));
+        if dropped_published {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+        }
     }
 
     /// Number of channel streams held (for tests and metrics).
@@ -127,16 +205,12 @@ impl Broker for MemoryBroker {
             data,
         });
         if history.size > 0 {
-            s.expire(history.ttl, now);
+            s.ttl = Some(history.ttl);
+            s.expire(now);
             s.history.push_back((now, Arc::clone(&publication)));
             while s.history.len() > history.size {
                 s.history.pop_front();
             }
-            self.ttls
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(channel.clone())
-                .or_insert(history.ttl);
         }
         // Still under the stream lock: per-channel order is the order queues see.
         self.hub.deliver(&publication);
@@ -159,19 +233,24 @@ impl Broker for MemoryBroker {
         if !self.hub.has_subscribers(channel) {
             return Ok(());
         }
-        let stream = self.stream(channel);
-        let s = stream.lock().unwrap_or_else(|e| e.into_inner());
-        let publication = Publication {
-            channel: channel.clone(),
-            event: Arc::from(event),
-            offset: s.offset,
-            epoch: Arc::clone(&s.epoch),
-            timestamp_ms: now_ms(),
-            data,
-        };
-        // Under the stream lock, like stored publications, so it keeps its place among them.
-        self.hub.deliver_transient(&publication, except);
-        Ok(())
+        loop {
+            let stream = self.stream(channel);
+            let s = stream.lock().unwrap_or_else(|e| e.into_inner());
+            if s.dead {
+                continue;
+            }
+            let publication = Publication {
+                channel: channel.clone(),
+                event: Arc::from(event),
+                offset: s.offset,
+                epoch: Arc::clone(&s.epoch),
+                timestamp_ms: now_ms(),
+                data,
+            };
+            // Under the stream lock, like stored publications, so it keeps its place among them.
+            self.hub.deliver_transient(&publication, except);
+            return Ok(());
+        }
     }
 
     async fn recover(
@@ -179,60 +258,89 @@ impl Broker for MemoryBroker {
         channel: &ChannelName,
         since: Option<&StreamPosition>,
     ) -> Result<Recovery, BrokerError> {
-        let ttl = self
-            .ttls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(channel)
-            .copied();
-        let stream = self.stream(channel);
-        let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(ttl) = ttl {
-            s.expire(ttl, Instant::now());
-        }
-        let position = s.position();
-        let Some(since) = since else {
-            return Ok(Recovery {
-                position,
-                publications: Vec::new(),
-                recovered: false,
-            });
-        };
-        if since.epoch != *s.epoch || since.offset > s.offset {
-            return Ok(Recovery {
-                position,
-                publications: Vec::new(),
-                recovered: false,
-            });
-        }
-        if since.offset == s.offset {
-            return Ok(Recovery {
-                position,
-                publications: Vec::new(),
-                recovered: true,
-            });
-        }
-        let oldest = s.history.front().map(|(_, p)| p.offset);
-        match oldest {
-            Some(oldest) if oldest <= since.offset + 1 => Ok(Recovery {
-                position,
-                publications: s
-                    .history
-                    .iter()
-                    .filter(|(_, p)| p.offset > since.offset)
-                    .map(|(_, p)| Arc::clone(p))
-                    .collect(),
-                recovered: true,
-            }),
-            _ => Ok(Recovery {
-                position,
-                publications: Vec::new(),
-                recovered: false,
-            }),
+        // Nobody here listens and nothing was kept: answer for the absent stream without
+        // creating one (a long-poll naming a thousand new channels must not leave a thousand
+        // streams behind). A subscriber, registered with the hub before this read, gets a real
+        // stream, so its position stays the one it was given.
+        loop {
+            let stream = match self.existing(channel) {
+                Some(stream) => stream,
+                None if !self.hub.has_subscribers(channel) => {
+                    return Ok(absent(self.empty_epoch(), since));
+                }
+                None => self.stream(channel),
+            };
+            let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
+            if s.dead {
+                continue;
+            }
+            s.expire(Instant::now());
+            return Ok(read(&s, since));
         }
     }
 
     async fn is_ready(&self) -> bool {
         true
+    }
+
+    fn on_unsubscribe(&self, channel: &ChannelName) {
+        // Never published, or history expired: nothing to keep for the next subscriber. A
+        // stream that keeps no history stays until `sweep` finds it idle, so a client that
+        // reconnects soon still hears "nothing missed".
+        self.release(channel, Duration::MAX);
+    }
+}
+
+/// The recovery of a channel with no stream: offset 0 in the current generation's epoch.
+fn absent(epoch: String, since: Option<&StreamPosition>) -> Recovery {
+    let recovered = since.is_some_and(|s| s.offset == 0 && s.epoch == epoch);
+    Recovery {
+        position: StreamPosition { offset: 0, epoch },
+        publications: Vec::new(),
+        recovered,
+    }
+}
+
+/// What a subscriber at `since` missed, from a locked, expired stream.
+fn read(s: &Stream, since: Option<&StreamPosition>) -> Recovery {
+    let position = s.position();
+    let Some(since) = since else {
+        return Recovery {
+            position,
+            publications: Vec::new(),
+            recovered: false,
+        };
+    };
+    if since.epoch != *s.epoch || since.offset > s.offset {
+        return Recovery {
+            position,
+            publications: Vec::new(),
+            recovered: false,
+        };
+    }
+    if since.offset == s.offset {
+        return Recovery {
+            position,
+            publications: Vec::new(),
+            recovered: true,
+        };
+    }
+    let oldest = s.history.front().map(|(_, p)| p.offset);
+    match oldest {
+        Some(oldest) if oldest <= since.offset + 1 => Recovery {
+            position,
+            publications: s
+                .history
+                .iter()
+                .filter(|(_, p)| p.offset > since.offset)
+                .map(|(_, p)| Arc::clone(p))
+                .collect(),
+            recovered: true,
+        },
+        _ => Recovery {
+            position,
+            publications: Vec::new(),
+            recovered: false,
+        },
     }
 }

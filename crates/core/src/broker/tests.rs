@@ -165,3 +165,118 @@ async fn streams_with_subscribers_are_never_swept() {
     broker.sweep(Duration::ZERO);
     assert_eq!(broker.stream_count(), 0);
 }
+
+#[tokio::test]
+async fn reading_positions_of_channels_nobody_listens_to_keeps_no_state() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let mut epochs = std::collections::HashSet::new();
+    for i in 0..1000 {
+        let ch = ChannelName::parse(&format!("missions:new-{i}")).unwrap();
+        let r = broker.recover(&ch, None).await.unwrap();
+        assert_eq!(r.position.offset, 0);
+        epochs.insert(r.position.epoch);
+    }
+    assert_eq!(broker.stream_count(), 0, "a position read created streams");
+    assert_eq!(
+        epochs.len(),
+        1,
+        "absent channels share the generation's epoch"
+    );
+}
+
+#[tokio::test]
+async fn an_absent_channel_and_its_first_publications_are_one_history() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let ch = ChannelName::parse("room:first").unwrap();
+    let before = broker.recover(&ch, None).await.unwrap().position;
+    let up_to_date = broker.recover(&ch, Some(&before)).await.unwrap();
+    assert!(up_to_date.recovered, "nothing was missed");
+    let p = broker
+        .publish(&ch, "e", PublicationData::shared(&1).unwrap(), policy(10))
+        .await
+        .unwrap();
+    assert_eq!(*p.epoch, *before.epoch);
+    let r = broker.recover(&ch, Some(&before)).await.unwrap();
+    assert!(r.recovered);
+    assert_eq!(r.publications.len(), 1);
+}
+
+#[tokio::test]
+async fn the_last_subscriber_leaving_frees_a_stream_with_nothing_live() {
+    use crate::hub::{ConnectionHandle, WireFormat};
+    use crate::publication::Audience;
+    let hub = Arc::new(Hub::default());
+    let broker = MemoryBroker::new(Arc::clone(&hub));
+    let (conn, _rx) = ConnectionHandle::new("c".into(), WireFormat::Native, Audience::Agent, 8);
+    for i in 0..100 {
+        let ch = ChannelName::parse(&format!("room:sub-{i}")).unwrap();
+        hub.subscribe(&ch, &conn);
+        broker.on_subscribe(&ch).await.unwrap();
+        broker.recover(&ch, None).await.unwrap();
+        hub.unsubscribe(&ch, "c");
+        broker.on_unsubscribe(&ch);
+    }
+    assert_eq!(
+        broker.stream_count(),
+        0,
+        "subscribe/unsubscribe left streams"
+    );
+
+    // A stream with live history stays for the next subscriber.
+    let ch = ChannelName::parse("room:kept").unwrap();
+    hub.subscribe(&ch, &conn);
+    let p = broker
+        .publish(&ch, "e", PublicationData::shared(&1).unwrap(), policy(10))
+        .await
+        .unwrap();
+    hub.unsubscribe(&ch, "c");
+    broker.on_unsubscribe(&ch);
+    assert_eq!(broker.stream_count(), 1);
+    let since = StreamPosition {
+        offset: 0,
+        epoch: p.epoch.to_string(),
+    };
+    assert_eq!(
+        broker
+            .recover(&ch, Some(&since))
+            .await
+            .unwrap()
+            .publications
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_forgotten_stream_never_reuses_an_epoch() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let ch = ChannelName::parse("conn:gone").unwrap();
+    let short = HistoryPolicy {
+        size: 10,
+        ttl: Duration::from_millis(20),
+    };
+    let first = broker
+        .publish(&ch, "e", PublicationData::shared(&1).unwrap(), short)
+        .await
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(30));
+    broker.sweep(Duration::from_secs(600));
+    assert_eq!(
+        broker.stream_count(),
+        0,
+        "expired history is released at its TTL"
+    );
+    let absent = broker.recover(&ch, None).await.unwrap().position;
+    assert_ne!(absent.epoch, *first.epoch);
+    let second = broker
+        .publish(&ch, "e", PublicationData::shared(&2).unwrap(), short)
+        .await
+        .unwrap();
+    assert_eq!(second.offset, 1);
+    assert_ne!(second.epoch, first.epoch);
+    let old = StreamPosition {
+        offset: 1,
+        epoch: first.epoch.to_string(),
+    };
+    assert!(!broker.recover(&ch, Some(&old)).await.unwrap().recovered);
+}

@@ -2,9 +2,20 @@
 
 use bytes::Bytes;
 
-use crate::protocol::encode_delivery;
+use crate::protocol::{MESSAGE_TYPES, encode_delivery};
 use crate::publication::{Audience, Publication};
 use crate::socketio::encode_publication_args;
+
+/// Whether `event` is a name no publication may carry, whoever publishes it: a native protocol
+/// message type ([`MESSAGE_TYPES`]), one of the SSE stream's own events
+/// ([`crate::sse::STREAM_EVENTS`]) or a name socket.io-client reserves
+/// ([`crate::socketio::RESERVED_EVENTS`]). Delivered, such a publication would disconnect
+/// Socket.IO clients, fail `EventSource`s, or pass for a protocol message.
+pub fn is_wire_reserved(event: &str) -> bool {
+    MESSAGE_TYPES.contains(&event)
+        || crate::sse::STREAM_EVENTS.contains(&event)
+        || crate::socketio::RESERVED_EVENTS.contains(&event)
+}
 
 /// How a connection's frames are encoded; one encoding per format per publication.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

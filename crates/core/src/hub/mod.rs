@@ -10,7 +10,8 @@
 //! connection (the one that caused them) and never enter a stream's offset sequence.
 //!
 //! The parts, one file each (all re-exported here, so `hub::X` is the one path to use):
-//! - `format`: [`WireFormat`], how one publication becomes the bytes of one wire format.
+//! - `format`: [`WireFormat`], how one publication becomes the bytes of one wire format, and
+//!   [`is_wire_reserved`], the event names no wire format may carry.
 //! - `outbound`: [`Outbound`] and its payloads ([`Encoded`], [`Completion`],
 //!   [`Unsubscription`]), the items of a connection's queue.
 //! - `connection`: [`ConnectionHandle`], the hub's side of one connection: its bounded queue,
@@ -28,7 +29,7 @@ mod registry;
 mod tests;
 
 pub use connection::ConnectionHandle;
-pub use format::WireFormat;
+pub use format::{WireFormat, is_wire_reserved};
 pub use outbound::{Completion, Encoded, Outbound, Unsubscription};
 pub use registry::{Hub, HubStats};
 

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::connection::Offer;
-use super::{ConnId, ConnectionHandle, Encoded, Outbound, WireFormat};
+use super::{ConnId, ConnectionHandle, Encoded, Outbound, WireFormat, is_wire_reserved};
 use crate::channel::ChannelName;
 use crate::publication::{Audience, Publication};
 
@@ -153,6 +153,11 @@ impl Hub {
     }
 
     fn fan_out(&self, publication: &Publication, except: Option<&str>, transient: bool) {
+        // Publishing refuses these names; this also keeps out any that reach the hub another
+        // way (history written by an older node, another publisher on a shared broker).
+        if is_wire_reserved(&publication.event) {
+            return;
+        }
         let entry = self
             .shard(&publication.channel)
             .read()

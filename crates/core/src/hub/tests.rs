@@ -179,3 +179,69 @@ fn unsubscribe_removes_empty_channels() {
     assert!(!hub.unsubscribe(&ch, "c"));
     assert_eq!(hub.stats().subscriptions.load(Ordering::Relaxed), 0);
 }
+
+#[test]
+fn protocol_types_and_library_names_are_wire_reserved() {
+    use crate::protocol::{PresenceMember, ServerMessage, decode, encode_reply};
+    let member = PresenceMember {
+        user: None,
+        connection_id: "c".into(),
+    };
+    let replies = [
+        ServerMessage::Welcome {
+            message: "m",
+            connection_id: "c",
+            protocol: 1,
+            heartbeat: 1,
+        },
+        ServerMessage::Authenticated { user: None },
+        ServerMessage::AuthError { message: "m" },
+        ServerMessage::Subscribed {
+            channel: "a",
+            offset: 0,
+            epoch: "e",
+            recovered: true,
+        },
+        ServerMessage::Unsubscribed { channel: "a" },
+        ServerMessage::Published {
+            channel: "a",
+            offset: 1,
+        },
+        ServerMessage::Presence {
+            channel: "a",
+            members: std::slice::from_ref(&member),
+        },
+        ServerMessage::Pong,
+        ServerMessage::Error {
+            code: "c",
+            message: "m",
+        },
+    ];
+    for reply in &replies {
+        let v: serde_json::Value = serde_json::from_str(&encode_reply(reply, None)).unwrap();
+        let kind = v["type"].as_str().unwrap();
+        assert!(is_wire_reserved(kind), "{kind} is not reserved");
+    }
+    for kind in ["auth", "subscribe", "unsubscribe", "publish", "ack", "ping"] {
+        assert!(is_wire_reserved(kind));
+        // A type the decoder knows, not an unknown one.
+        let e = decode(&format!(r#"{{"type":"{kind}","x":1}}"#));
+        assert!(
+            !matches!(e, Err(ref e) if e.code == crate::codes::ErrorCode::UnknownType),
+            "{kind}"
+        );
+    }
+    for name in [
+        "connect",
+        "disconnect",
+        "newListener",
+        "close",
+        "connected",
+        "message",
+    ] {
+        assert!(is_wire_reserved(name));
+    }
+    for name in ["chat", "mission-update", "note", "user_joined", "socket-id"] {
+        assert!(!is_wire_reserved(name), "{name}");
+    }
+}

@@ -100,6 +100,14 @@ pub fn validate(body: &[u8]) -> Result<PaymentRequest, ApiError> {
     let Some(obj) = value.as_object() else {
         return Err(ApiError::invalid("body", "Body must be a JSON object"));
     };
+    // Unknown fields are refused, as on every other endpoint: a client that thinks it can set
+    // (say) the status learns that it cannot.
+    if obj.keys().any(|k| k != "amount" && k != "socketId") {
+        return Err(ApiError::invalid(
+            "body",
+            "Unknown field; allowed fields are amount, socketId",
+        ));
+    }
     let amount = obj
         .get("amount")
         .and_then(Value::as_f64)

@@ -25,6 +25,10 @@ pub struct Connection {
     pub identity: Identity,
     /// The channels it joined (left on drop).
     pub subscriptions: HashSet<ChannelName>,
+    /// Those of `subscriptions` the client asked for; the implicit ones (`conn:<id>`,
+    /// `user:<sub>`, Socket.IO's `missions` and `lobby`) are not counted against
+    /// `limits.max_subscriptions_per_connection`.
+    chosen: HashSet<ChannelName>,
 }
 
 impl Connection {
@@ -35,15 +39,24 @@ impl Connection {
             handle,
             identity: Identity::anonymous(),
             subscriptions: HashSet::new(),
+            chosen: HashSet::new(),
         };
         conn.set_identity(identity);
         conn
     }
 
-    /// Whether `limits.max_subscriptions_per_connection` leaves no room for another channel;
-    /// every transport refuses a new subscription in that case.
+    /// Whether `limits.max_subscriptions_per_connection` leaves no room for another channel
+    /// the client chooses; every transport refuses a new subscription in that case. The
+    /// channels a connection has without asking do not count.
     pub fn subscriptions_full(&self) -> bool {
-        self.subscriptions.len() >= self.node.config.limits.max_subscriptions_per_connection
+        self.chosen.len() >= self.node.config.limits.max_subscriptions_per_connection
+    }
+
+    /// Counts `channel`, already joined, as one the client chose.
+    pub fn count_as_chosen(&mut self, channel: &ChannelName) {
+        if self.subscriptions.contains(channel) {
+            self.chosen.insert(channel.clone());
+        }
     }
 
     /// The connection id.
@@ -128,6 +141,7 @@ impl Connection {
         if !self.subscriptions.remove(channel) {
             return false;
         }
+        self.chosen.remove(channel);
         self.node.leave(channel, &self.handle);
         true
     }

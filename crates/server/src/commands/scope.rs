@@ -52,9 +52,9 @@ impl ClientScope for Scope<'_> {
             return Err(JoinError::Refused(Refusal::too_many_subscriptions()));
         }
         let joined = if announce {
-            self.client.join(channel, None, &mut *self.out).await
+            self.client.join_chosen(channel, None, &mut *self.out).await
         } else {
-            self.client.join(channel, None, &mut Silent).await
+            self.client.join_chosen(channel, None, &mut Silent).await
         };
         if joined {
             Ok(true)

@@ -35,7 +35,23 @@ impl Client {
         if self.conn.subscriptions_full() {
             return self.refuse(out, Refusal::too_many_subscriptions()).await;
         }
-        self.join(channel, since, out).await;
+        self.join_chosen(channel, since, out).await;
+    }
+
+    /// [`join`](Self::join) for a channel the client asked for (a `subscribe`, an app's
+    /// `join-room`): it counts against `limits.max_subscriptions_per_connection`.
+    pub(super) async fn join_chosen(
+        &mut self,
+        channel: ChannelName,
+        since: Option<StreamPosition>,
+        out: &mut dyn Responder,
+    ) -> bool {
+        let name = channel.clone();
+        let joined = self.join(channel, since, out).await;
+        if joined {
+            self.conn.count_as_chosen(&name);
+        }
+        joined
     }
 
     /// Answers a subscribe to a channel the connection already has with where the stream
@@ -60,7 +76,9 @@ impl Client {
     }
 
     /// Joins `channel` (no checks: the caller made them), answering through `out` at the
-    /// moment the answer must be written, then any app notice. Returns whether it joined.
+    /// moment the answer must be written, then any app notice. Returns whether it joined. A
+    /// channel joined this way is implicit (the connection's own channels, Socket.IO's
+    /// broadcast channels) and not counted against the subscription limit.
     pub async fn join(
         &mut self,
         channel: ChannelName,

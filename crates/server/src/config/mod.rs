@@ -81,6 +81,7 @@ impl Default for Config {
                 max_message_bytes: 1024 * 1024,
                 client_messages_per_minute: 100,
                 rest_writes_per_minute: 120,
+                feed_requests_per_minute: 600,
                 max_connections_per_ip: 10_000,
                 outbound_queue: 1024,
                 max_subscriptions_per_connection: 1000,

@@ -72,6 +72,9 @@ pub struct LimitsConfig {
     pub client_messages_per_minute: u32,
     /// REST writes (POST/PUT/DELETE) per minute per user (or IP when anonymous).
     pub rest_writes_per_minute: u32,
+    /// Opened SSE streams and long-poll requests (`/events`, `/poll`) per minute per user (or
+    /// IP when anonymous), as a token bucket; over it, `429` with `Retry-After`.
+    pub feed_requests_per_minute: u32,
     /// Simultaneous connections from one IP.
     pub max_connections_per_ip: usize,
     /// Frames buffered per connection before it is closed as a slow consumer (4009).

@@ -95,6 +95,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.limits.feed_requests_per_minute == 0 {
+            return Err(invalid(
+                "limits.feed_requests_per_minute",
+                "must be at least 1",
+            ));
+        }
         if self.limits.max_connections_per_ip == 0 {
             return Err(invalid(
                 "limits.max_connections_per_ip",

@@ -16,6 +16,10 @@ use switchboard_core::auth::AuthError;
 
 use crate::node::error::{AppError, PublishError};
 
+/// The public answer to a publication under a name no publication may carry.
+const RESERVED_EVENT_MESSAGE: &str =
+    "This event name is reserved by the protocol or a client library";
+
 /// A REST failure as the client sees it: `{"error": …, "field"?: …}`.
 #[derive(Debug)]
 pub struct ApiError {
@@ -23,6 +27,7 @@ pub struct ApiError {
     error: String,
     field: Option<&'static str>,
     cause: Option<String>,
+    retry_after_secs: Option<u64>,
 }
 
 /// The private cause of a failed response, for [`log_errors`]; never serialized.
@@ -44,6 +49,7 @@ impl ApiError {
             error: error.into(),
             field: None,
             cause: None,
+            retry_after_secs: None,
         }
     }
 
@@ -61,6 +67,17 @@ impl ApiError {
         Self {
             field: Some(field),
             ..Self::new(StatusCode::BAD_REQUEST, error)
+        }
+    }
+
+    /// 429 with `Retry-After` (whole seconds, at least 1).
+    pub fn too_many_requests(retry_after: std::time::Duration) -> Self {
+        Self {
+            retry_after_secs: Some(retry_after.as_secs_f64().ceil().max(1.0) as u64),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many requests; retry later",
+            )
         }
     }
 
@@ -130,6 +147,7 @@ impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> Self {
         match e {
             PublishError::Encode(e) => Self::internal(&e),
+            PublishError::ReservedEvent => Self::invalid("event", RESERVED_EVENT_MESSAGE),
             e => Self::broadcast_failed(&e),
         }
     }
@@ -156,6 +174,10 @@ impl IntoResponse for ApiError {
                 axum::http::header::WWW_AUTHENTICATE,
                 axum::http::HeaderValue::from_static("Bearer"),
             );
+        }
+        if let Some(secs) = self.retry_after_secs {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         if let Some(cause) = self.cause {
             res.extensions_mut().insert(ErrorCause(cause));

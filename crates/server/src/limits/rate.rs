@@ -36,6 +36,10 @@ pub struct RateLimiter {
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
+/// Every this many new keys, [`RateLimiter::check`] sweeps the full buckets itself, so a
+/// limiter nobody sweeps periodically still cannot grow with every client ever seen.
+const SWEEP_EVERY_NEW_KEYS: usize = 4096;
+
 impl RateLimiter {
     /// `per_minute` tokens of burst, refilled at `per_minute` per minute.
     pub fn per_minute(per_minute: u32) -> Self {
@@ -51,6 +55,9 @@ impl RateLimiter {
     pub fn check(&self, key: &str) -> Decision {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if !buckets.contains_key(key) && buckets.len().is_multiple_of(SWEEP_EVERY_NEW_KEYS) {
+            self.retain_unfilled(&mut buckets, now);
+        }
         let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
             tokens: self.capacity,
             last: now,
@@ -73,11 +80,13 @@ impl RateLimiter {
     /// the map does not grow with every client ever seen.
     pub fn sweep(&self) {
         let now = Instant::now();
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        self.retain_unfilled(&mut buckets, now);
+    }
+
+    fn retain_unfilled(&self, buckets: &mut HashMap<String, Bucket>, now: Instant) {
         let full_after = self.capacity / self.per_second;
-        self.buckets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|_, b| now.duration_since(b.last).as_secs_f64() < full_after);
+        buckets.retain(|_, b| now.duration_since(b.last).as_secs_f64() < full_after);
     }
 
     /// Number of tracked keys.

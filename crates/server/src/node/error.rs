@@ -17,6 +17,10 @@ pub enum PublishError {
     /// A DTO could not be encoded (a bug, not a client error).
     #[error("could not encode a publication: {0}")]
     Encode(#[from] serde_json::Error),
+    /// The event name is one no publication may carry
+    /// ([`switchboard_core::hub::is_wire_reserved`]); nothing was published.
+    #[error("event name reserved by the protocol or a client library")]
+    ReservedEvent,
 }
 
 /// Why an app's hook (a join notice, a captured change) failed.

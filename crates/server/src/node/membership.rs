@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use switchboard_core::broker::{BrokerError, Recovery};
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::ConnectionHandle;
+use switchboard_core::hub::{ConnectionHandle, is_wire_reserved};
 use switchboard_core::protocol::PresenceMember;
 use switchboard_core::publication::{PublicationData, StreamPosition};
 
@@ -66,9 +66,12 @@ impl Node {
             .await;
         }
         let audience = conn.audience();
+        // A name no publication may carry never reaches a client, even from history written
+        // before it was refused (the gate tolerates the gap in offsets).
         let catch_up = recovery
             .publications
             .iter()
+            .filter(|p| !is_wire_reserved(&p.event))
             .map(|p| (p.offset, conn.format().encode(p, audience)))
             .collect();
         let after = match (since, recovery.publications.first()) {
@@ -159,7 +162,7 @@ impl Node {
     ) {
         let result = match PublicationData::shared(&member) {
             Ok(data) => self.publish_transient(channel, event, data, except).await,
-            Err(e) => Err(BrokerError::from(e)),
+            Err(e) => Err(PublishError::from(e)),
         };
         if let Err(e) = result {
             tracing::warn!(channel = %channel, event, error = %e, "presence notice not sent");

@@ -31,7 +31,7 @@ use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
 use switchboard_core::broker::Broker;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::ErrorCode;
-use switchboard_core::hub::Hub;
+use switchboard_core::hub::{Hub, is_wire_reserved};
 use switchboard_core::refusal::Refusal;
 use switchboard_store::{ChangeEvent, Store};
 use tokio::sync::watch;
@@ -155,9 +155,11 @@ impl Apps {
         self.by_client_event.contains_key(event)
     }
 
-    /// Whether only the server may publish `event`.
+    /// Whether a client may not publish `event`: only the server may (an app's event, a
+    /// presence notice, `socket-id`), or nobody may (a name a transport or client library
+    /// reserves, [`is_wire_reserved`]).
     pub fn is_reserved(&self, event: &str) -> bool {
-        self.reserved.contains(event)
+        self.reserved.contains(event) || is_wire_reserved(event)
     }
 }
 
@@ -181,6 +183,8 @@ pub struct Node {
     pub client_limiter: RateLimiter,
     /// REST writes, per user (or IP).
     pub rest_limiter: RateLimiter,
+    /// Opened SSE streams and long-polls, per user (or IP).
+    pub feed_limiter: RateLimiter,
     shutdown: watch::Receiver<bool>,
     publications: AtomicU64,
     inbox_order: tokio::sync::Mutex<()>,
@@ -222,6 +226,7 @@ impl Node {
             connections: ConnectionLimiter::new(config.limits.max_connections_per_ip),
             client_limiter: RateLimiter::per_minute(config.limits.client_messages_per_minute),
             rest_limiter: RateLimiter::per_minute(config.limits.rest_writes_per_minute),
+            feed_limiter: RateLimiter::per_minute(config.limits.feed_requests_per_minute),
             config,
             store,
             broker,

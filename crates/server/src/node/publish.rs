@@ -1,12 +1,15 @@
 //! Publishing and reading streams (`impl Node`): every path that produces a publication — REST
 //! handlers, client publish, chat, change capture — goes through [`Node::publish`], so the
-//! history settings and the inbox rule are applied in one place.
+//! history settings, the inbox rule and the names no publication may carry are applied in one
+//! place: a name a transport or client library reserves ([`is_wire_reserved`]) is refused here,
+//! whoever publishes — a client, the server API, an app, change capture.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use switchboard_core::broker::{BrokerError, Recovery};
+use switchboard_core::broker::Recovery;
 use switchboard_core::channel::ChannelName;
+use switchboard_core::hub::is_wire_reserved;
 use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
 
 use super::Node;
@@ -22,6 +25,7 @@ impl Node {
         event: &str,
         data: PublicationData,
     ) -> Result<Arc<Publication>, PublishError> {
+        refuse_wire_reserved(event)?;
         if let Some(user) = inbox::owner(channel) {
             // One inbox append-and-deliver at a time, so live deliveries of a user's channel
             // leave in offset order (the stream gate drops anything older than what it wrote).
@@ -78,11 +82,21 @@ impl Node {
         event: &str,
         data: PublicationData,
         except: Option<&str>,
-    ) -> Result<(), BrokerError> {
+    ) -> Result<(), PublishError> {
+        refuse_wire_reserved(event)?;
         self.broker
             .publish_transient(channel, event, data, except)
             .await?;
         tracing::debug!(channel = %channel, event, "published transient");
         Ok(())
     }
+}
+
+/// Refuses an event name no publication may carry (see [`is_wire_reserved`]): delivered, it
+/// would disconnect Socket.IO clients, fail `EventSource`s or pass for a protocol message.
+pub fn refuse_wire_reserved(event: &str) -> Result<(), PublishError> {
+    if is_wire_reserved(event) {
+        return Err(PublishError::ReservedEvent);
+    }
+    Ok(())
 }

@@ -31,7 +31,9 @@ use switchboard_core::ids::new_id;
 use crate::commands::auth::admit;
 use crate::http::auth::bearer;
 use crate::http::error::ApiError;
+use crate::http::origin::OriginPolicy;
 use crate::limits::connections::ConnectionPermit;
+use crate::limits::rate::{Decision, client_key};
 use crate::node::Node;
 use crate::node::membership::Joined as NodeJoined;
 
@@ -50,20 +52,32 @@ pub struct FeedRequest {
 }
 
 impl FeedRequest {
-    /// Reads `channels` and the token (`?token=` first, else `Authorization: Bearer`) and
-    /// checks every channel against the same rules as a native subscribe. Every refusal is an
-    /// HTTP error, sent before any stream starts: 400 bad channel list, 401 bad token (or no
-    /// token where anonymous clients are refused), 403 a channel the caller may not read.
+    /// Checks the Origin against `security.allowed_origins` (as a WebSocket handshake is), reads
+    /// `channels` and the token (`?token=` first, else `Authorization: Bearer`), charges the
+    /// request to the caller's `limits.feed_requests_per_minute` bucket (its user, or `peer`
+    /// when anonymous) and checks every channel against the same rules as a native subscribe.
+    /// Every refusal is an HTTP error, sent before any stream starts: 400 bad channel list, 401
+    /// bad token (or no token where anonymous clients are refused), 403 a disallowed Origin or
+    /// a channel the caller may not read, 429 over the request limit.
     pub fn from_http(
         node: &Node,
         headers: &HeaderMap,
         query: &HashMap<String, String>,
+        peer: IpAddr,
     ) -> Result<Self, ApiError> {
+        if !OriginPolicy::new(&node.config.security.allowed_origins).allows(headers) {
+            tracing::info!(peer = %peer, "feed origin rejected");
+            return Err(ApiError::forbidden("Origin not allowed"));
+        }
         let token = match query.get("token").filter(|t| !t.is_empty()) {
             Some(t) => Some(t.as_str()),
             None => bearer(headers)?,
         };
         let identity = admit(node, token)?;
+        let key = client_key(identity.user.as_deref(), peer);
+        if let Decision::Limited { retry_after } = node.feed_limiter.check(&key) {
+            return Err(ApiError::too_many_requests(retry_after));
+        }
         let channels = parse_channels(
             query.get("channels").map(String::as_str),
             node.config.limits.max_subscriptions_per_connection,
@@ -117,9 +131,12 @@ pub fn parse_channels(list: Option<&str>, max: usize) -> Result<Vec<ChannelName>
     Ok(channels)
 }
 
-/// Decodes a client's cursor (`Last-Event-ID`, `?since=`, `?cursor=`) or answers 400.
-pub fn decode_cursor(field: &'static str, text: &str) -> Result<Cursor, ApiError> {
-    Cursor::decode(text).map_err(|e| ApiError::bad_request(field, format!("Invalid cursor: {e}")))
+/// Decodes a client's cursor (`Last-Event-ID`, `?since=`, `?cursor=`) or answers 400. Any
+/// cursor the server issues is accepted: the bound is that of a cursor over as many channels as
+/// a request may name (`limits.max_subscriptions_per_connection`).
+pub fn decode_cursor(node: &Node, field: &'static str, text: &str) -> Result<Cursor, ApiError> {
+    Cursor::decode_for(text, node.config.limits.max_subscriptions_per_connection)
+        .map_err(|e| ApiError::bad_request(field, format!("Invalid cursor: {e}")))
 }
 
 /// How one channel's stream was joined.

@@ -41,10 +41,10 @@ pub async fn handler(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let request = FeedRequest::from_http(&node, &headers, &query)?;
+    let request = FeedRequest::from_http(&node, &headers, &query, peer.ip())?;
     let timeout = parse_timeout(query.get("timeout").map(String::as_str))?;
     let cursor = match query.get("cursor").filter(|c| !c.is_empty()) {
-        Some(text) => Some(decode_cursor("cursor", text)?),
+        Some(text) => Some(decode_cursor(&node, "cursor", text)?),
         None => None,
     };
     let span = tracing::info_span!("poll", feed = %request.id);

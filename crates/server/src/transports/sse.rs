@@ -61,14 +61,14 @@ pub async fn handler(
     Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let request = FeedRequest::from_http(&node, &headers, &query)?;
+    let request = FeedRequest::from_http(&node, &headers, &query, peer.ip())?;
     let token_expires_at = request.identity.expires_at;
     // `Last-Event-ID` wins: EventSource resends the original URL (with its old `since`) on
     // every reconnect, and the header is where it stopped this time.
     let since = match last_event_id(&headers) {
-        Some(id) => Some(decode_cursor("Last-Event-ID", id)?),
+        Some(id) => Some(decode_cursor(&node, "Last-Event-ID", id)?),
         None => match query.get("since").filter(|s| !s.is_empty()) {
-            Some(s) => Some(decode_cursor("since", s)?),
+            Some(s) => Some(decode_cursor(&node, "since", s)?),
             None => None,
         },
     };

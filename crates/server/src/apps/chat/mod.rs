@@ -131,7 +131,7 @@ pub async fn user_joined(
     node: &Node,
     room: &ChannelName,
     conn_id: &str,
-) -> Result<(), BrokerError> {
+) -> Result<(), PublishError> {
     let data = PublicationData::shared(conn_id)?;
     node.publish_transient(room, USER_JOINED, data, Some(conn_id))
         .await
@@ -142,7 +142,7 @@ pub async fn user_typing(
     node: &Node,
     room: &ChannelName,
     conn_id: &str,
-) -> Result<(), BrokerError> {
+) -> Result<(), PublishError> {
     let data = PublicationData::shared(conn_id)?;
     node.publish_transient(room, USER_TYPING, data, Some(conn_id))
         .await

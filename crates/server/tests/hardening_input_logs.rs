@@ -1,0 +1,142 @@
+//! Hardening (issue item 9): secrets stay out of the logs at every level, `trace` included.
+//! At `trace` tungstenite logs every frame it reads (a native `auth` message carries a token),
+//! socketioxide logs the handshake's `auth` payload at `debug`, and sqlx logs every statement —
+//! the demo seed with its classified values among them. Runs the real binary with
+//! `RUST_LOG=trace` on a fresh data directory (so the seed migration runs), sends a token every
+//! way a client can, and checks what it printed.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use switchboard_core::auth::{Claims, JwtSigner, Role};
+use tokio_tungstenite::tungstenite::Message;
+
+const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
+const SECRET: &str = "trace-log-check-secret-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Reads frames until `d` passes without one.
+async fn drain<S>(ws: &mut S, d: Duration)
+where
+    S: StreamExt + Unpin,
+{
+    while let Ok(Some(_)) = tokio::time::timeout(d, ws.next()).await {}
+}
+
+#[tokio::test]
+async fn nothing_secret_is_logged_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .current_dir(dir.path())
+        .env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let mut up = false;
+    for _ in 0..200 {
+        if http.get(format!("{base}/healthz")).send().await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "server did not start");
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let token = JwtSigner::hs256(SECRET.as_bytes())
+        .sign(&Claims {
+            sub: Some("traceuser".into()),
+            exp,
+            role: Role::Hq,
+            channels: vec![],
+        })
+        .unwrap();
+
+    // Native: the token in an `auth` message (a frame tungstenite reads).
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        .await
+        .unwrap();
+    ws.send(Message::text(format!(
+        r#"{{"type":"auth","token":"{token}"}}"#
+    )))
+    .await
+    .unwrap();
+    drain(&mut ws, Duration::from_millis(500)).await;
+
+    // Socket.IO: the token in the handshake's `auth` payload.
+    let (mut sio, _) = tokio_tungstenite::connect_async(format!(
+        "ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+    ))
+    .await
+    .unwrap();
+    let _open = tokio::time::timeout(Duration::from_secs(5), sio.next()).await;
+    sio.send(Message::text(format!(r#"40{{"token":"{token}"}}"#)))
+        .await
+        .unwrap();
+    drain(&mut sio, Duration::from_millis(500)).await;
+
+    // REST with a bearer token.
+    let res = http
+        .get(format!("{base}/missions/1"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(
+        logs.contains("TRACE") || logs.contains("DEBUG"),
+        "trace logging really ran:\n{logs}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    for (what, needle) in [
+        ("secret", SECRET),
+        ("token signature", signature),
+        ("a seeded extraction code", "EX-7731-ALPHA"),
+        ("seeded handler notes", "Asset nervous"),
+        ("a seeded asset identity", "K. Brandt"),
+    ] {
+        let at = logs.find(needle);
+        assert!(
+            at.is_none(),
+            "{what} appears in the trace logs: …{}…",
+            at.map(|i| &logs[i.saturating_sub(300)..(i + 100).min(logs.len())])
+                .unwrap_or_default()
+        );
+    }
+}
