@@ -104,6 +104,7 @@ async fn run(
             sink,
             heartbeat: Duration::from_millis(node.config.heartbeat.interval_ms),
             protocol: Arc::clone(&protocol),
+            close_wait: close_wait(&node),
         };
         let writer = tokio::spawn(
             write_loop::run(Arc::clone(&node), transport, rx, Arc::clone(&handle))
@@ -161,7 +162,10 @@ async fn run(
         }
         // The writer ends after sending its close frame (or when the queue is dropped).
         drop(handle);
-        if tokio::time::timeout(CLOSE_FLUSH * 2, writer).await.is_err() {
+        if tokio::time::timeout(CLOSE_FLUSH + close_wait(&node), writer)
+            .await
+            .is_err()
+        {
             tracing::debug!("writer did not finish in time");
         }
         tracing::debug!("disconnected");
@@ -415,6 +419,14 @@ struct WsTransport {
     sink: SplitSink<WebSocket, Message>,
     heartbeat: Duration,
     protocol: Arc<ProtocolClose>,
+    /// How long the close frame may wait for the client to take it.
+    close_wait: Duration,
+}
+
+/// A close frame waits behind what the client has not read yet; a client that comes back
+/// within `limits.write_timeout_ms` still reads it (a slow consumer learns it was one: 4009).
+fn close_wait(node: &Node) -> Duration {
+    Duration::from_millis(node.config.limits.write_timeout_ms).max(CLOSE_FLUSH)
 }
 
 impl Transport for WsTransport {
@@ -458,7 +470,7 @@ impl Transport for WsTransport {
             code,
             reason: Utf8Bytes::from_static(reason),
         };
-        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        let _ = tokio::time::timeout(self.close_wait, async {
             let _ = self.sink.send(Message::Close(Some(frame))).await;
             let _ = self.sink.close().await;
         })
