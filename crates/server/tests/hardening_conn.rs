@@ -213,19 +213,15 @@ async fn protocol_violations_close_with_1002_or_1007() {
 
 // ---- item 7: Socket.IO consumers that fall behind are disconnected ---------------------------
 
-/// Publishes `n` events on `channel` in one pipelined burst, then waits for every answer.
-async fn publish_burst(server: &TestServer, channel: &str, n: usize) {
+/// Publishes `n` events of `pad` bytes on `channel`, one after the other (each answered), so
+/// the hub's queue of a reader keeps up and only socketioxide's own buffer fills.
+async fn publish_burst(server: &TestServer, channel: &str, n: usize, pad: usize) {
     let mut publisher = Ws::connect(&server.ws_url("")).await;
+    let pad = "x".repeat(pad);
     for i in 0..n {
-        let msg = json!({"type":"publish","channel":channel,"event":"burst","data":{"i":i}});
         publisher
-            .socket
-            .feed(Message::text(msg.to_string()))
-            .await
-            .unwrap();
-    }
-    publisher.socket.flush().await.unwrap();
-    for _ in 0..n {
+            .send(json!({"type":"publish","channel":channel,"event":"burst","data":{"i":i,"pad":pad}}))
+            .await;
         publisher.recv_type("published").await;
     }
 }
@@ -265,7 +261,7 @@ async fn a_polling_socket_that_falls_behind_is_disconnected() {
             }
         }
     }
-    publish_burst(&server, "room:slow", 40).await;
+    publish_burst(&server, "room:slow", 40, 16).await;
     let (mut events, mut disconnected) = (0, false);
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline && !disconnected {
@@ -277,7 +273,8 @@ async fn a_polling_socket_that_falls_behind_is_disconnected() {
             disconnected = true; // the session is gone
             break;
         }
-        for p in res.text().await.unwrap().split('\x1e') {
+        let body = res.text().await.unwrap();
+        for p in body.split('\x1e') {
             match p {
                 "41" | "1" => disconnected = true,
                 "2" => post("3").await,
@@ -290,17 +287,53 @@ async fn a_polling_socket_that_falls_behind_is_disconnected() {
     assert!(events < 40, "it was not behind: {events}");
 }
 
-/// The websocket transport, same burst: a disconnect must follow what fitted in the buffer.
+/// The websocket transport: a socket that does not read during a burst larger than the socket
+/// buffers, then reads again, must find a disconnect after what fitted.
 #[tokio::test]
 async fn a_websocket_socket_io_consumer_that_falls_behind_is_disconnected() {
     let server = TestServer::start_with(slow_sio_config).await;
-    let mut sio = Sio::connect(server.addr, None, None).await.unwrap();
-    sio.emit_with_ack(1, "join-room", json!("slow")).await;
-    sio.recv_ack(1).await;
-    publish_burst(&server, "room:slow", 40).await;
-    let events = sio.until_disconnect().await;
-    let bursts = events.iter().filter(|(e, _)| e == "burst").count();
-    assert!(bursts < 40, "not behind: {bursts}");
+    let tcp = raw::small_buffer_tcp(server.addr).await;
+    let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
+    let (mut socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+        .await
+        .unwrap();
+    assert!(sio_text(&mut socket).await.unwrap().starts_with('0'));
+    socket.send(Message::text("40")).await.unwrap();
+    assert!(sio_text(&mut socket).await.unwrap().starts_with("40"));
+    socket
+        .send(Message::text("421[\"join-room\",\"slow\"]"))
+        .await
+        .unwrap();
+    while !sio_text(&mut socket).await.unwrap().starts_with("431") {}
+    // 6 MiB while not reading: more than the kernel buffers, so socketioxide's fills.
+    publish_burst(&server, "room:slow", 100, 64 * 1024).await;
+    let (mut bursts, mut disconnected) = (0, false);
+    while let Some(t) = sio_text(&mut socket).await {
+        if t == "41" {
+            disconnected = true;
+            break;
+        }
+        if t.starts_with("42[\"burst\"") {
+            bursts += 1;
+        }
+    }
+    assert!(disconnected, "got {bursts} events, then no disconnect");
+    assert!(bursts < 100, "not behind: {bursts}");
+}
+
+/// The next Engine.IO text message (answering pings), `None` when the socket ends or nothing
+/// arrives for [`WAIT`].
+async fn sio_text(socket: &mut Socket) -> Option<String> {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.ok()?? {
+            Ok(Message::Text(t)) if t.as_str() == "2" => {
+                socket.send(Message::text("3")).await.ok()?;
+            }
+            Ok(Message::Text(t)) => return Some(t.to_string()),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
 }
 
 /// Every refused client event is answered: more `typing` events than the inbox holds, sent

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::sio::Sio;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use serde_json::json;
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -63,19 +64,52 @@ where
     codes
 }
 
+/// Reads what the server sends on a raw WebSocket until it ends and returns the close frame's
+/// code, or 1006 when the bytes end without one (a reset discards what was not read yet).
+async fn raw_close_code(tcp: &mut tokio::net::TcpStream, mut bytes: Vec<u8>) -> u16 {
+    let mut buf = vec![0u8; 64 * 1024];
+    let _ = tokio::time::timeout(Duration::from_secs(15), async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => bytes.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        let (op, len7) = (bytes[at] & 0x0f, usize::from(bytes[at + 1] & 0x7f));
+        let (len, head) = match len7 {
+            126 if at + 4 <= bytes.len() => {
+                (usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])), 4)
+            }
+            127 => return 1006,
+            126 => return 1006,
+            n => (n, 2),
+        };
+        if op == 8 && at + head + 2 <= bytes.len() {
+            return u16::from_be_bytes([bytes[at + head], bytes[at + head + 1]]);
+        }
+        at += head + len;
+    }
+    1006
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_messages_close_with_1009_every_time() {
     let server = TestServer::start().await;
-    let url = server.ws_url("");
-    let codes = repeat(10, |i| {
-        let url = url.clone();
+    let addr = server.addr;
+    // One text frame of 8 MiB (the socket's own cap is 2 MiB): refused on its header, so
+    // nearly all of it is still unread when the server closes. Built once, shared.
+    let big = std::sync::Arc::new(raw::frame(0x81, &vec![b'x'; 8 << 20], true));
+    let codes = repeat(10, |_| {
+        let big = std::sync::Arc::clone(&big);
         async move {
-            let mut ws = Ws::connect(&url).await;
-            // Over the socket's own cap (refused on the frame header, most of it unread) and
-            // under it (read whole, refused by size).
-            let size = if i % 2 == 0 { (2 << 20) + 1024 } else { 3 << 19 };
-            let _ = ws.socket.send(Message::text("x".repeat(size))).await;
-            code_of(&mut ws.socket).await
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let rest = raw::handshake(&mut tcp, addr, "/ws").await;
+            let _ = tcp.write_all(&big).await;
+            raw_close_code(&mut tcp, rest).await
         }
     })
     .await;
@@ -106,33 +140,95 @@ async fn invalid_token_then_a_message_closes_with_4002_every_time() {
     assert_eq!(t.get(&4002), Some(&REPEAT), "close codes seen: {t:?}");
 }
 
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// SIGTERM to the real binary (the process exits afterwards, so whatever it has not closed
+/// properly is reset): each of 200 WebSockets, every one with a request in flight, gets 1012.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_closes_with_1012_every_time() {
-    let mut server = TestServer::start().await;
-    let mut clients = Vec::new();
-    for _ in 0..REPEAT {
-        clients.push(Ws::connect(&server.ws_url("")).await);
+async fn sigterm_closes_with_1012_every_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
+        // 200 anonymous clients on one IP share one message budget; the chatter below must
+        // not be what closes them.
+        .env("SWITCHBOARD_LIMITS__CLIENT_MESSAGES_PER_MINUTE", "10000000")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the switchboard binary");
+    let pid = child.id().expect("pid");
+    let url = format!("ws://127.0.0.1:{port}/ws");
+    let ready = async {
+        loop {
+            if let Ok(ws) = Ws::connect_raw(&url, None).await {
+                return ws;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let first = tokio::time::timeout(Duration::from_secs(20), ready)
+        .await
+        .expect("binary became ready");
+    let mut clients = vec![first];
+    for _ in 1..REPEAT {
+        clients.push(Ws::connect(&url).await);
     }
-    // Each has just sent something the server has not answered or maybe not read.
-    for ws in &mut clients {
-        let MaybeTlsStream::Plain(_) = ws.socket.get_ref() else {
-            unreachable!()
-        };
-        let _ = ws
-            .socket
-            .send(Message::text(json!({"type":"presence","channel":"lobby"}).to_string()))
-            .await;
-    }
-    let done = server.stop();
+    // Chatty clients: each keeps sending while it waits for the close, so the server has
+    // unread bytes from every one of them when it closes and exits.
+    let (go, _) = tokio::sync::broadcast::channel::<()>(1);
     let readers: Vec<_> = clients
         .into_iter()
-        .map(|mut ws| tokio::spawn(async move { code_of(&mut ws.socket).await }))
+        .map(|ws| {
+            let mut go = go.subscribe();
+            tokio::spawn(async move {
+                let (mut sink, mut stream) = ws.socket.split();
+                let _ = go.recv().await;
+                let writer = tokio::spawn(async move {
+                    for _ in 0..2000 {
+                        let ping = Message::text(json!({"type":"ping"}).to_string());
+                        if sink.send(ping).await.is_err() {
+                            return;
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                });
+                let read = async {
+                    loop {
+                        match stream.next().await {
+                            Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
+                            Some(Ok(Message::Close(None))) => return 1005,
+                            Some(Ok(_)) => {}
+                            Some(Err(_)) | None => return 1006,
+                        }
+                    }
+                };
+                let code = tokio::time::timeout(Duration::from_secs(15), read)
+                    .await
+                    .unwrap_or(0);
+                writer.abort();
+                code
+            })
+        })
         .collect();
+    let _ = go.send(());
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
     let mut codes = Vec::new();
     for r in readers {
         codes.push(r.await.unwrap());
     }
-    let _ = tokio::time::timeout(Duration::from_secs(15), done).await;
+    let _ = tokio::time::timeout(Duration::from_secs(15), child.wait()).await;
     let t = tally(&codes);
     assert_eq!(t.get(&1012), Some(&REPEAT), "close codes seen: {t:?}");
 }
