@@ -70,7 +70,11 @@ async fn a_head_trickled_byte_by_byte_is_cut_off() {
             }
         }
     }
-    assert!(cut, "a head trickled over {:?} was accepted", started.elapsed());
+    assert!(
+        cut,
+        "a head trickled over {:?} was accepted",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -109,9 +113,11 @@ async fn a_body_that_stops_is_cut_off() {
 async fn long_lived_streams_outlive_the_http_timeouts() {
     let server = quick_timeouts().await;
     let mut sse = TcpStream::connect(server.addr).await.unwrap();
-    sse.write_all(b"GET /events?channels=missions HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n")
-        .await
-        .unwrap();
+    sse.write_all(
+        b"GET /events?channels=missions HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n",
+    )
+    .await
+    .unwrap();
     let mut buf = [0u8; 512];
     let n = sse.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
@@ -153,7 +159,10 @@ async fn plain_http_connections_count_against_the_per_ip_limit() {
         }
     }
     let served = codes.iter().filter(|&&c| c == 200).count();
-    assert!(served <= 3, "{served} keep-alive connections served over a limit of 3: {codes:?}");
+    assert!(
+        served <= 3,
+        "{served} keep-alive connections served over a limit of 3: {codes:?}"
+    );
     assert!(codes.contains(&429), "{codes:?}");
 }
 
@@ -193,12 +202,20 @@ async fn close_code_after(raw_bytes: &[u8]) -> u16 {
 #[tokio::test]
 async fn protocol_violations_close_with_1002_or_1007() {
     let cases: [(&str, Vec<u8>, u16); 7] = [
-        ("invalid UTF-8", frame(0x81, &[0xff, 0xfe, 0xfd], true), 1007),
+        (
+            "invalid UTF-8",
+            frame(0x81, &[0xff, 0xfe, 0xfd], true),
+            1007,
+        ),
         ("unmasked frame", frame(0x81, b"{}", false), 1002),
         ("RSV1 set", frame(0xC1, b"{}", true), 1002),
         ("unknown opcode", frame(0x83, b"{}", true), 1002),
         ("continuation without start", frame(0x80, b"{}", true), 1002),
-        ("control frame over 125 bytes", frame(0x89, &[0u8; 126], true), 1002),
+        (
+            "control frame over 125 bytes",
+            frame(0x89, &[0u8; 126], true),
+            1002,
+        ),
         ("fragmented control frame", frame(0x09, b"x", true), 1002),
     ];
     let mut wrong = Vec::new();
@@ -265,7 +282,8 @@ async fn a_polling_socket_that_falls_behind_is_disconnected() {
     let (mut events, mut disconnected) = (0, false);
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline && !disconnected {
-        let Ok(Ok(res)) = tokio::time::timeout(Duration::from_secs(16), http.get(&url).send()).await
+        let Ok(Ok(res)) =
+            tokio::time::timeout(Duration::from_secs(16), http.get(&url).send()).await
         else {
             break;
         };
@@ -283,7 +301,10 @@ async fn a_polling_socket_that_falls_behind_is_disconnected() {
             }
         }
     }
-    assert!(disconnected, "a polling socket that fell behind got {events} events and stayed connected");
+    assert!(
+        disconnected,
+        "a polling socket that fell behind got {events} events and stayed connected"
+    );
     assert!(events < 40, "it was not behind: {events}");
 }
 
@@ -349,7 +370,12 @@ async fn every_refused_socket_io_event_is_answered() {
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
     let (mut sender, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     let next_text = async |s: &mut Socket| loop {
-        match tokio::time::timeout(WAIT, s.next()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(WAIT, s.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             Message::Text(t) if t.as_str() == "2" => s.send(Message::text("3")).await.unwrap(),
             Message::Text(t) => return t.to_string(),
             _ => {}

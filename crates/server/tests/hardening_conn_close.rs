@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::sio::Sio;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -81,9 +81,10 @@ async fn raw_close_code(tcp: &mut tokio::net::TcpStream, mut bytes: Vec<u8>) -> 
     while at + 2 <= bytes.len() {
         let (op, len7) = (bytes[at] & 0x0f, usize::from(bytes[at + 1] & 0x7f));
         let (len, head) = match len7 {
-            126 if at + 4 <= bytes.len() => {
-                (usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])), 4)
-            }
+            126 if at + 4 <= bytes.len() => (
+                usize::from(u16::from_be_bytes([bytes[at + 2], bytes[at + 3]])),
+                4,
+            ),
             127 => return 1006,
             126 => return 1006,
             n => (n, 2),
@@ -316,5 +317,8 @@ async fn socket_io_invalid_tokens_get_connect_error_every_time() {
             }
         }
     }
-    assert_eq!(wrong, 0, "{wrong} of {REPEAT} handshakes did not get `Invalid token`");
+    assert_eq!(
+        wrong, 0,
+        "{wrong} of {REPEAT} handshakes did not get `Invalid token`"
+    );
 }

@@ -92,7 +92,8 @@ impl Server {
                 continue;
             };
             let io = Guarded::new(tcp, permit, tracker.live(), this.linger);
-            let (this, stop, handshakes) = (Arc::clone(&this), stop.clone(), Arc::clone(&handshakes));
+            let (this, stop, handshakes) =
+                (Arc::clone(&this), stop.clone(), Arc::clone(&handshakes));
             tokio::spawn(async move {
                 match &this.tls {
                     None => this.serve_connection(io, peer, stop).await,
@@ -115,7 +116,10 @@ impl Server {
             });
         }
         drop(listener);
-        if tokio::time::timeout(grace, tracker.all_closed()).await.is_err() {
+        if tokio::time::timeout(grace, tracker.all_closed())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 open = tracker.count(),
                 "shutdown grace period over; closing remaining connections"

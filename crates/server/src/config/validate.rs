@@ -102,7 +102,10 @@ impl Config {
             ));
         }
         if self.limits.control_frames_per_minute == 0 {
-            return Err(invalid("limits.control_frames_per_minute", "must be at least 1"));
+            return Err(invalid(
+                "limits.control_frames_per_minute",
+                "must be at least 1",
+            ));
         }
         if !(100..=600_000).contains(&self.limits.write_timeout_ms) {
             return Err(invalid(
@@ -111,7 +114,10 @@ impl Config {
             ));
         }
         for (key, value) in [
-            ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
+            (
+                "http.header_read_timeout_ms",
+                self.http.header_read_timeout_ms,
+            ),
             ("http.body_timeout_ms", self.http.body_timeout_ms),
         ] {
             if !(100..=3_600_000).contains(&value) {

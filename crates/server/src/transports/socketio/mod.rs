@@ -27,12 +27,12 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use socketioxide::{SocketIo, TransportType};
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Data, Event, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
+use socketioxide::{SocketIo, TransportType};
 use switchboard_core::auth::Identity;
 use switchboard_core::codes::{CloseCode, ErrorCode};
 use switchboard_core::hub::{ConnectionHandle, WireFormat};
@@ -160,9 +160,11 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
     // requests, so it holds a permit of its own.
     let permit = match socket.transport_type() {
         TransportType::Websocket => None,
-        TransportType::Polling => Some(Arc::new(node.connections.acquire(ip).ok_or_else(
-            || Rejected("Too many connections from this address".into()),
-        )?)),
+        TransportType::Polling => {
+            Some(Arc::new(node.connections.acquire(ip).ok_or_else(|| {
+                Rejected("Too many connections from this address".into())
+            })?))
+        }
     };
     // `auth: {since: {"missions": {offset, epoch}, …}}` resumes the channels joined on connect;
     // entries that are not positions are ignored (the channel then starts live).
