@@ -13,10 +13,13 @@
 //! - [`http`], [`limits`]: edge helpers (REST errors, bearer tokens, Origin) and the shared
 //!   rate and connection limits.
 //! - [`config`], [`cli`], [`tls`]: the ground floor.
+//! - [`accept`]: the HTTP server under [`serve`]: the accept loop, per-IP counting of every
+//!   connection, the `[http]` timeouts and the lingering close.
 //!
 //! The server is a function: [`serve`] takes a config, a bound listener and a shutdown future,
 //! so tests run it on `127.0.0.1:0` in-process.
 
+pub mod accept;
 pub mod apps;
 pub mod cli;
 pub mod commands;
@@ -30,7 +33,6 @@ pub mod tls;
 pub mod transports;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -169,33 +171,19 @@ pub async fn serve(
         std::future::pending::<()>().await;
     });
 
-    let app = router::router(Arc::clone(&node)).into_make_service_with_connect_info::<SocketAddr>();
-    let mut graceful = stop_rx.clone();
-    let graceful = async move {
-        let _ = graceful.wait_for(|stop| *stop).await;
+    let server = accept::Server {
+        router: router::router(Arc::clone(&node)),
+        limiter: node.connections.clone(),
+        tls,
+        header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
+        body_timeout: Duration::from_millis(config.http.body_timeout_ms),
+        linger: Duration::from_millis(config.http.linger_ms),
     };
     let grace = Duration::from_millis(config.shutdown.grace_ms);
-    let result = match tls {
-        Some(acceptor) => {
-            use axum::serve::ListenerExt;
-            // `tap_io` keeps `ConnectInfo<SocketAddr>` working for a listener of our own.
-            let listener = tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
-            within_grace(
-                axum::serve(listener, app).with_graceful_shutdown(graceful),
-                stop_rx,
-                grace,
-            )
-            .await
-        }
-        None => {
-            within_grace(
-                axum::serve(listener, app).with_graceful_shutdown(graceful),
-                stop_rx,
-                grace,
-            )
-            .await
-        }
-    };
+    let result = server
+        .run(listener, stop_rx, grace)
+        .await
+        .map_err(ServeError::from);
     sweeper.abort();
     trigger.abort();
     if let Some(capture) = capture {
@@ -203,23 +191,4 @@ pub async fn serve(
     }
     tracing::info!("stopped");
     result
-}
-
-/// Runs the HTTP server until it finishes its graceful shutdown, or until `grace` has passed
-/// since shutdown began, whichever is first.
-async fn within_grace(
-    server: impl std::future::IntoFuture<Output = std::io::Result<()>>,
-    mut stop: watch::Receiver<bool>,
-    grace: Duration,
-) -> Result<(), ServeError> {
-    tokio::select! {
-        r = server.into_future() => r.map_err(ServeError::from),
-        () = async move {
-            let _ = stop.wait_for(|stop| *stop).await;
-            tokio::time::sleep(grace).await;
-        } => {
-            tracing::warn!("shutdown grace period over; closing remaining connections");
-            Ok(())
-        }
-    }
 }

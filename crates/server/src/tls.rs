@@ -1,22 +1,17 @@
 //! Built-in TLS (`wss://`, `https://`) with rustls when `tls.cert` and `tls.key` are set.
 //!
-//! TLS handshakes run in tasks of their own (at most [`MAX_HANDSHAKES`] at once, each bounded
-//! by [`HANDSHAKE_TIMEOUT`]), so a client that stalls its handshake never holds up the accept
-//! loop; finished connections are handed to the HTTP server through a bounded queue.
+//! TLS handshakes run in the connection's own task (at most [`MAX_HANDSHAKES`] at once, each
+//! bounded by [`HANDSHAKE_TIMEOUT`]; see `accept`), so a client that stalls its handshake never
+//! holds up the accept loop.
 
-use std::io;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls::ServerConfig;
-use tokio_rustls::server::TlsStream;
 
 /// Handshakes in progress at most; further connections wait for a slot.
 pub const MAX_HANDSHAKES: usize = 1024;
@@ -71,76 +66,4 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// A listener yielding connections whose TLS handshake has completed.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-    accept_task: tokio::task::JoinHandle<()>,
-}
-
-impl TlsListener {
-    /// Starts accepting on `tcp`, handshaking with `acceptor`.
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(256);
-        let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
-        let accept_task = tokio::spawn(async move {
-            loop {
-                let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => {
-                            tracing::debug!(peer = %peer, error = %e, "tls handshake failed")
-                        }
-                        Err(_) => tracing::debug!(peer = %peer, "tls handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self {
-            ready,
-            local,
-            accept_task,
-        })
-    }
-}
-
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.accept_task.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accept task only ends when the listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

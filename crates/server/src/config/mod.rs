@@ -33,6 +33,8 @@ pub struct Config {
     pub security: SecurityConfig,
     /// `[limits]`.
     pub limits: LimitsConfig,
+    /// `[http]`: the HTTP server's own timeouts.
+    pub http: HttpConfig,
     /// `[heartbeat]`.
     pub heartbeat: HeartbeatConfig,
     /// `[payments]`.
@@ -85,6 +87,13 @@ impl Default for Config {
                 max_connections_per_ip: 10_000,
                 outbound_queue: 1024,
                 max_subscriptions_per_connection: 1000,
+                control_frames_per_minute: 600,
+                write_timeout_ms: 10_000,
+            },
+            http: HttpConfig {
+                header_read_timeout_ms: 15_000,
+                body_timeout_ms: 30_000,
+                linger_ms: 2_000,
             },
             heartbeat: HeartbeatConfig {
                 interval_ms: 30_000,

@@ -81,6 +81,28 @@ pub struct LimitsConfig {
     pub outbound_queue: usize,
     /// Channels one connection may subscribe to.
     pub max_subscriptions_per_connection: usize,
+    /// WebSocket control frames (ping, pong) one connection may send per minute, as a token
+    /// bucket holding as many; over it the connection is closed with 4008. Pongs the server
+    /// owes are coalesced, never queued without bound.
+    pub control_frames_per_minute: u32,
+    /// How long a write to a socket may make no progress before the connection is closed as a
+    /// slow consumer (4009): a client that stops reading.
+    pub write_timeout_ms: u64,
+}
+
+/// `[http]`: timeouts of the HTTP server itself. Long-lived streams (WebSocket, SSE, long-poll)
+/// are not subject to them once their response has started; they have their own heartbeats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpConfig {
+    /// Time to receive a complete request head, counted from the connection's opening or from
+    /// the end of the previous response: also the idle timeout of a keep-alive connection.
+    pub header_read_timeout_ms: u64,
+    /// Time to receive a whole request body, counted from the end of its head.
+    pub body_timeout_ms: u64,
+    /// After the server ends a connection, how long it keeps reading and discarding what the
+    /// client still sends (so the kernel never resets the connection over unread bytes and the
+    /// client gets the close frame), at most.
+    pub linger_ms: u64,
 }
 
 /// `[heartbeat]`.

@@ -107,6 +107,32 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.limits.control_frames_per_minute == 0 {
+            return Err(invalid(
+                "limits.control_frames_per_minute",
+                "must be at least 1",
+            ));
+        }
+        if !(100..=600_000).contains(&self.limits.write_timeout_ms) {
+            return Err(invalid(
+                "limits.write_timeout_ms",
+                "must be between 100 and 600000",
+            ));
+        }
+        for (key, value) in [
+            (
+                "http.header_read_timeout_ms",
+                self.http.header_read_timeout_ms,
+            ),
+            ("http.body_timeout_ms", self.http.body_timeout_ms),
+        ] {
+            if !(100..=3_600_000).contains(&value) {
+                return Err(invalid(key, "must be between 100 and 3600000"));
+            }
+        }
+        if self.http.linger_ms > 60_000 {
+            return Err(invalid("http.linger_ms", "must be at most 60000"));
+        }
         if self.limits.outbound_queue < 16 {
             return Err(invalid("limits.outbound_queue", "must be at least 16"));
         }

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
-/// Counts live connections per IP.
-#[derive(Debug)]
+/// Counts live connections per IP. Clones share the count.
+#[derive(Debug, Clone)]
 pub struct ConnectionLimiter {
     max_per_ip: usize,
     counts: Arc<Mutex<HashMap<IpAddr, usize>>>,

@@ -77,6 +77,9 @@ pub async fn run<T: Transport>(
     let closed = handle.writer_closed();
     let shutdown = node.shutting_down();
     tokio::pin!(closed, shutdown);
+    // A client that stops reading blocks our writes: past this, it is a slow consumer even if
+    // its queue never fills (nothing much published, or a flood of its own pings).
+    let stall = Duration::from_millis(node.config.limits.write_timeout_ms);
     let code = loop {
         tokio::select! {
             biased;
@@ -102,20 +105,36 @@ pub async fn run<T: Transport>(
                     biased;
                     code = &mut closed => break code,
                     () = &mut shutdown => break CloseCode::Restarting,
-                    r = transport.write_many(&mut out) => match r {
-                        Ok(()) => {}
-                        Err(WriteError::Gone) => {
+                    r = tokio::time::timeout(stall, transport.write_many(&mut out)) => match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(WriteError::Gone)) => {
                             handle.close(CloseCode::Normal);
                             return;
                         }
-                        Err(WriteError::Close(code)) => break code,
+                        Ok(Err(WriteError::Close(code))) => break code,
+                        Err(_) => {
+                            tracing::info!(stalled_ms = stall.as_millis(), "write stalled; slow consumer");
+                            break CloseCode::SlowConsumer;
+                        }
                     },
                 }
             }
             () = tick(&mut ping), if ping.is_some() => {
-                if transport.ping().await.is_err() {
-                    handle.close(CloseCode::Normal);
-                    return;
+                tokio::select! {
+                    biased;
+                    code = &mut closed => break code,
+                    () = &mut shutdown => break CloseCode::Restarting,
+                    r = tokio::time::timeout(stall, transport.ping()) => match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => {
+                            handle.close(CloseCode::Normal);
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::info!(stalled_ms = stall.as_millis(), "ping stalled; slow consumer");
+                            break CloseCode::SlowConsumer;
+                        }
+                    },
                 }
             }
         }

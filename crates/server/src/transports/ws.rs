@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -32,7 +33,6 @@ use crate::commands::auth::{Refused, admit};
 use crate::commands::client::{Admission, Client, Resubscribe};
 use crate::commands::request::Next;
 use crate::http::origin::OriginPolicy;
-use crate::limits::connections::ConnectionPermit;
 use crate::node::Node;
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
@@ -42,6 +42,8 @@ const MAX_INVALID_STREAK: u32 = 10;
 /// demand and takes a few more reads. Every idle connection pays for this buffer, so it is the
 /// largest single term of idle memory (bench/results/2026-11-23-memory.md).
 const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// Bytes the socket library gathers before writing them out (tungstenite's default).
+const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
 /// The upgrade handler.
 pub async fn handler(
@@ -55,13 +57,8 @@ pub async fn handler(
         tracing::info!(peer = %peer.ip(), "websocket origin rejected");
         return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
-    let Some(permit) = node.connections.acquire(peer.ip()) else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many connections from this address",
-        )
-            .into_response();
-    };
+    // The per-IP limit was applied when the TCP connection was accepted (`accept`); its
+    // permit lives in the socket and so lasts exactly as long as this WebSocket.
     let token = query
         .get("token")
         .map(String::as_str)
@@ -76,20 +73,22 @@ pub async fn handler(
         // tungstenite preallocates its read buffer per connection (128 KiB by default, which
         // made an idle native connection cost ~143 KiB, bench/results/2026-11-23.md).
         .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| run(node, socket, identity, permit, peer.ip()))
+        // Bounds what the socket library buffers for a client that does not read: pongs it owes
+        // beyond this are coalesced into one, and our own writes wait (then time out: 4009).
+        .write_buffer_size(WRITE_BUFFER_BYTES)
+        .max_write_buffer_size(WRITE_BUFFER_BYTES + hard_cap + 64 * 1024)
+        .on_upgrade(move |socket| run(node, socket, identity, peer.ip()))
 }
 
 async fn run(
     node: Arc<Node>,
     socket: WebSocket,
     identity: Result<Identity, Refused>,
-    permit: ConnectionPermit,
     peer_ip: IpAddr,
 ) {
     let conn_id = new_id();
     let span = tracing::info_span!("ws", conn = %conn_id);
     async move {
-        let _permit = permit;
         let audience = identity
             .as_ref()
             .map_or(Audience::Agent, Identity::audience);
@@ -100,9 +99,12 @@ async fn run(
             node.config.limits.outbound_queue,
         );
         let (sink, stream) = socket.split();
+        let protocol = Arc::new(ProtocolClose::default());
         let transport = WsTransport {
             sink,
             heartbeat: Duration::from_millis(node.config.heartbeat.interval_ms),
+            protocol: Arc::clone(&protocol),
+            close_wait: close_wait(&node),
         };
         let writer = tokio::spawn(
             write_loop::run(Arc::clone(&node), transport, rx, Arc::clone(&handle))
@@ -153,14 +155,17 @@ async fn run(
                 // Boxed: a future's size is its largest await point, and this one lives as
                 // long as the connection (see read_loop).
                 Box::pin(client.join_personal_channels()).await;
-                read_loop(&node, stream, &handle, &mut client).await;
+                read_loop(&node, stream, &handle, &mut client, &protocol).await;
                 // Dropping the client leaves its channels (with presence notices).
                 drop(client);
             }
         }
         // The writer ends after sending its close frame (or when the queue is dropped).
         drop(handle);
-        if tokio::time::timeout(CLOSE_FLUSH * 2, writer).await.is_err() {
+        if tokio::time::timeout(CLOSE_FLUSH + close_wait(&node), writer)
+            .await
+            .is_err()
+        {
             tracing::debug!("writer did not finish in time");
         }
         tracing::debug!("disconnected");
@@ -173,35 +178,139 @@ async fn run(
 enum Read {
     /// A text message to decode.
     Text(Utf8Bytes),
-    /// Nothing to handle (a ping or pong).
-    Skip,
+    /// A ping or pong: nothing to handle, but it counts against the control-frame budget.
+    Control,
     /// An invalid frame (binary): answered, counted towards the invalid streak.
     Invalid,
     /// The connection ends with this code.
-    End(CloseCode),
+    End(Ending),
+}
+
+/// How a connection ends: a catalogue code, or a WebSocket protocol code (RFC 6455 §7.4.1)
+/// for a client that broke the framing rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Code(CloseCode),
+    /// 1002: a protocol violation (unmasked frame, RSV bits, unknown opcode, bad continuation,
+    /// oversized or fragmented control frame).
+    ProtocolError,
+    /// 1007: a text message that is not UTF-8.
+    InvalidPayload,
+}
+
+impl Ending {
+    fn wire(self) -> (u16, &'static str) {
+        match self {
+            Ending::Code(code) => (code.code(), code.reason()),
+            Ending::ProtocolError => (1002, "Protocol error"),
+            Ending::InvalidPayload => (1007, "Invalid payload data"),
+        }
+    }
+}
+
+/// The close code of a read error. tungstenite's error is behind `axum::Error`, so it is told
+/// apart by its message (tungstenite 0.29's `Display`): "Space limit exceeded" / "Message too
+/// long" (over our cap), "UTF-8 encoding error", "WebSocket protocol error".
+fn ending_of(e: &axum::Error) -> Ending {
+    let text = e.to_string().to_ascii_lowercase();
+    if text.contains("too long") || text.contains("space limit") || text.contains("capacity") {
+        Ending::Code(CloseCode::MessageTooBig)
+    } else if text.contains("utf-8") {
+        Ending::InvalidPayload
+    } else if text.contains("protocol error") {
+        Ending::ProtocolError
+    } else {
+        // I/O errors: the peer is gone and hears no code.
+        Ending::Code(CloseCode::Normal)
+    }
 }
 
 fn classify(msg: Option<Result<Message, axum::Error>>, max: usize) -> Read {
     match msg {
-        None | Some(Ok(Message::Close(_))) => Read::End(CloseCode::Normal),
+        None | Some(Ok(Message::Close(_))) => Read::End(Ending::Code(CloseCode::Normal)),
         Some(Err(e)) => {
-            // tungstenite reports a message over its cap as a capacity error.
-            let text = e.to_string().to_ascii_lowercase();
             tracing::debug!(error = %e, "read error");
-            Read::End(if text.contains("too long") || text.contains("capacity") {
-                CloseCode::MessageTooBig
-            } else {
-                CloseCode::Normal
-            })
+            Read::End(ending_of(&e))
         }
-        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Read::Skip,
-        Some(Ok(Message::Binary(b))) if b.len() > max => Read::End(CloseCode::MessageTooBig),
+        Some(Ok(Message::Ping(_) | Message::Pong(_))) => Read::Control,
+        Some(Ok(Message::Binary(b))) if b.len() > max => {
+            Read::End(Ending::Code(CloseCode::MessageTooBig))
+        }
         Some(Ok(Message::Binary(_))) => Read::Invalid,
         Some(Ok(Message::Text(t))) if t.len() > max => {
             tracing::info!(bytes = t.len(), "message too big");
-            Read::End(CloseCode::MessageTooBig)
+            Read::End(Ending::Code(CloseCode::MessageTooBig))
         }
         Some(Ok(Message::Text(t))) => Read::Text(t),
+    }
+}
+
+/// The control frames (ping, pong) one connection may still send: a token bucket of
+/// `limits.control_frames_per_minute`, full at the start and refilled continuously.
+struct ControlBudget {
+    tokens: f64,
+    capacity: f64,
+    per_sec: f64,
+    last: Instant,
+}
+
+impl ControlBudget {
+    fn new(per_minute: u32) -> Self {
+        let capacity = f64::from(per_minute.max(1));
+        Self {
+            tokens: capacity,
+            capacity,
+            per_sec: capacity / 60.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes one; false when the budget is spent.
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_sec).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The protocol code the reader decided, for the writer's close frame (the hub's close carries
+/// catalogue codes only, so these travel beside it).
+#[derive(Debug, Default)]
+struct ProtocolClose(AtomicU8);
+
+impl ProtocolClose {
+    fn set(&self, ending: Ending) {
+        let v = match ending {
+            Ending::Code(_) => 0,
+            Ending::ProtocolError => 1,
+            Ending::InvalidPayload => 2,
+        };
+        self.0.store(v, Ordering::SeqCst);
+    }
+
+    fn get(&self) -> Option<Ending> {
+        match self.0.load(Ordering::SeqCst) {
+            1 => Some(Ending::ProtocolError),
+            2 => Some(Ending::InvalidPayload),
+            _ => None,
+        }
+    }
+}
+
+/// Ends the connection the way `ending` says.
+fn end(handle: &ConnectionHandle, protocol: &ProtocolClose, ending: Ending) {
+    match ending {
+        Ending::Code(code) => handle.close(code),
+        other => {
+            protocol.set(other);
+            handle.close(CloseCode::Normal);
+        }
     }
 }
 
@@ -210,8 +319,10 @@ async fn read_loop(
     mut stream: SplitStream<WebSocket>,
     handle: &Arc<ConnectionHandle>,
     client: &mut Client,
+    protocol: &ProtocolClose,
 ) {
     let max = node.config.limits.max_message_bytes;
+    let mut control = ControlBudget::new(node.config.limits.control_frames_per_minute);
     let timeout = Duration::from_millis(node.config.heartbeat.timeout_ms);
     let mut last_seen = Instant::now();
     let mut invalid_streak = 0u32;
@@ -236,9 +347,18 @@ async fn read_loop(
         last_seen = Instant::now();
         let text = match classify(msg, max) {
             Read::Text(text) => text,
-            Read::Skip => continue,
-            Read::End(code) => {
-                handle.close(code);
+            Read::Control => {
+                // Each ping makes the socket owe a pong; a flood of them is refused like a
+                // flood of messages, without waiting for the backlog to grow.
+                if !control.take(last_seen) {
+                    tracing::info!("control frame flood; closing");
+                    handle.close(CloseCode::RateLimited);
+                    return;
+                }
+                continue;
+            }
+            Read::End(ending) => {
+                end(handle, protocol, ending);
                 return;
             }
             Read::Invalid => {
@@ -298,6 +418,15 @@ async fn read_loop(
 struct WsTransport {
     sink: SplitSink<WebSocket, Message>,
     heartbeat: Duration,
+    protocol: Arc<ProtocolClose>,
+    /// How long the close frame may wait for the client to take it.
+    close_wait: Duration,
+}
+
+/// A close frame waits behind what the client has not read yet; a client that comes back
+/// within `limits.write_timeout_ms` still reads it (a slow consumer learns it was one: 4009).
+fn close_wait(node: &Node) -> Duration {
+    Duration::from_millis(node.config.limits.write_timeout_ms).max(CLOSE_FLUSH)
 }
 
 impl Transport for WsTransport {
@@ -332,11 +461,16 @@ impl Transport for WsTransport {
     }
 
     async fn close(mut self, code: CloseCode) {
-        let frame = CloseFrame {
-            code: code.code(),
-            reason: Utf8Bytes::from_static(code.reason()),
+        let ending = match self.protocol.get() {
+            Some(protocol) if code == CloseCode::Normal => protocol,
+            _ => Ending::Code(code),
         };
-        let _ = tokio::time::timeout(CLOSE_FLUSH, async {
+        let (code, reason) = ending.wire();
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(self.close_wait, async {
             let _ = self.sink.send(Message::Close(Some(frame))).await;
             let _ = self.sink.close().await;
         })

@@ -27,12 +27,12 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
 use socketioxide::extract::{AckSender, Data, Event, SocketRef};
 use socketioxide::handler::{ConnectHandler, FromMessageParts};
 use socketioxide::layer::SocketIoLayer;
 use socketioxide::socket::Socket;
+use socketioxide::{SocketIo, TransportType};
 use switchboard_core::auth::Identity;
 use switchboard_core::codes::{CloseCode, ErrorCode};
 use switchboard_core::hub::{ConnectionHandle, WireFormat};
@@ -124,7 +124,7 @@ pub struct Rejected(String);
 #[derive(Clone)]
 struct Admission {
     identity: Identity,
-    permit: Arc<ConnectionPermit>,
+    permit: Option<Arc<ConnectionPermit>>,
     ip: IpAddr,
     since: HashMap<String, StreamPosition>,
 }
@@ -155,10 +155,17 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    let permit = node
-        .connections
-        .acquire(ip)
-        .ok_or_else(|| Rejected("Too many connections from this address".into()))?;
+    // A socket on the websocket transport is counted by its TCP connection (`accept`), whose
+    // permit lives as long as the upgraded stream. A polling session outlives each of its
+    // requests, so it holds a permit of its own.
+    let permit = match socket.transport_type() {
+        TransportType::Websocket => None,
+        TransportType::Polling => {
+            Some(Arc::new(node.connections.acquire(ip).ok_or_else(|| {
+                Rejected("Too many connections from this address".into())
+            })?))
+        }
+    };
     // `auth: {since: {"missions": {offset, epoch}, …}}` resumes the channels joined on connect;
     // entries that are not positions are ignored (the channel then starts live).
     let since = auth
@@ -176,7 +183,7 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
         .unwrap_or_default();
     socket.extensions.insert(Admission {
         identity,
-        permit: Arc::new(permit),
+        permit,
         ip,
         since,
     });
@@ -219,11 +226,21 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
             tx.try_send(Incoming { event, data, ack })
         {
             tracing::info!(conn = %socket.id, "socket.io inbox full; event refused");
-            if let Some(ack) = incoming.ack {
-                let _ = ack.send(&json!({
-                    "error": ErrorCode::RateLimited.default_message(),
-                    "code": ErrorCode::RateLimited.as_str(),
-                }));
+            let code = ErrorCode::RateLimited.as_str();
+            let message = ErrorCode::RateLimited.default_message();
+            // Every refused event is answered: in its ack, or with an `error` event as the
+            // session would (sent directly: the ordered queue is the session's).
+            let answered = match incoming.ack {
+                Some(ack) => ack.send(&json!({"error": message, "code": code})).is_ok(),
+                None => socket
+                    .emit(
+                        "error",
+                        &json!({"event": incoming.event, "code": code, "message": message}),
+                    )
+                    .is_ok(),
+            };
+            if !answered {
+                tracing::debug!(conn = %socket.id, "refusal not delivered: socket buffer full");
             }
         }
         Ok(Enqueued)
@@ -273,7 +290,10 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
     tokio::spawn(
         write_loop::run(
             Arc::clone(&node),
-            SocketSink(socket.clone()),
+            SocketSink::new(
+                socket.clone(),
+                Duration::from_millis(node.config.limits.write_timeout_ms),
+            ),
             rx,
             Arc::clone(&handle),
         )

@@ -187,7 +187,7 @@ impl SioSession {
         mut self,
         mut inbox: mpsc::Receiver<Incoming>,
         handle: Arc<ConnectionHandle>,
-        permit: Arc<ConnectionPermit>,
+        permit: Option<Arc<ConnectionPermit>>,
         mut since: HashMap<String, StreamPosition>,
     ) {
         let _permit = permit;

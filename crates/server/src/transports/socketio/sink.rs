@@ -5,6 +5,8 @@
 //! into its event name and a borrowed raw JSON value and emitted; the payload is copied, never
 //! re-serialized (docs/socketio.md has the measurement).
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
@@ -55,7 +57,22 @@ pub fn emit_frame(socket: &SocketRef, frame: &[u8]) -> Result<(), EmitError> {
 
 /// A socket as the write loop sees it. Engine.IO keeps the connection alive itself, so this
 /// transport has no heartbeat of its own.
-pub struct SocketSink(pub SocketRef);
+pub struct SocketSink {
+    socket: SocketRef,
+    /// How long a disconnect may wait for room in socketioxide's buffer (`limits.write_timeout_ms`).
+    stall: Duration,
+}
+
+impl SocketSink {
+    /// The write side of `socket`.
+    pub fn new(socket: SocketRef, stall: Duration) -> Self {
+        Self { socket, stall }
+    }
+}
+
+/// How often a disconnect refused for a full buffer is tried again. socketioxide tells nobody
+/// when its buffer drains (a polling client collects it with its next request), so it is asked.
+const DISCONNECT_RETRY: Duration = Duration::from_millis(50);
 
 impl Transport for SocketSink {
     // Kept as before the shared loop: a Socket.IO socket ending on the server's side gets an
@@ -64,7 +81,7 @@ impl Transport for SocketSink {
 
     async fn write_many(&mut self, frames: &mut Vec<Bytes>) -> Result<(), WriteError> {
         for frame in frames.drain(..) {
-            match emit_frame(&self.0, &frame) {
+            match emit_frame(&self.socket, &frame) {
                 Ok(()) => {}
                 Err(EmitError::Full) => return Err(WriteError::Close(CloseCode::SlowConsumer)),
                 Err(EmitError::Closed) => return Err(WriteError::Close(CloseCode::Normal)),
@@ -78,8 +95,15 @@ impl Transport for SocketSink {
     /// end other than that (slow consumer, rate limit, token expiry) says why with an `error`
     /// event carrying the native close code, then disconnects the socket from the namespace
     /// (the client sees "io server disconnect").
+    ///
+    /// socketioxide refuses to disconnect a socket whose buffer is full (the disconnect packet
+    /// does not fit), which is exactly the state of a slow consumer: the socket then stayed
+    /// connected, pinged and silent. So the disconnect is tried again until the buffer has room
+    /// (a polling client drains it with its next request) or the socket is gone, for at most
+    /// `limits.write_timeout_ms`; after that Engine.IO's heartbeat ends a client that reads
+    /// nothing.
     async fn close(self, code: CloseCode) {
-        let socket = self.0;
+        let socket = self.socket;
         if matches!(code, CloseCode::Normal | CloseCode::Restarting) || !socket.connected() {
             return;
         }
@@ -88,9 +112,23 @@ impl Transport for SocketSink {
             "message": code.reason(),
             "reconnect": code.should_reconnect(),
         });
+        let deadline = tokio::time::Instant::now() + self.stall;
         if code != CloseCode::SlowConsumer {
             let _ = socket.emit("error", &reason);
         }
-        let _ = socket.disconnect();
+        loop {
+            match socket.clone().disconnect() {
+                Err(SocketError::InternalChannelFull)
+                    if tokio::time::Instant::now() < deadline && socket.connected() =>
+                {
+                    tokio::time::sleep(DISCONNECT_RETRY).await;
+                }
+                Err(SocketError::InternalChannelFull) => {
+                    tracing::info!("socket.io buffer still full; left to the heartbeat");
+                    return;
+                }
+                _ => return,
+            }
+        }
     }
 }
