@@ -2,6 +2,8 @@
 //! algorithm confusion, and connections closed with 4004 when their token expires unless they
 //! refresh it with an `auth` message first.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::path::PathBuf;

@@ -4,6 +4,8 @@
 //! still published (by the fallback sweep, or the next claim any notification triggers); and a change written while no node ran is published by
 //! the next node to start.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 #[path = "common/services.rs"]
 #[allow(dead_code)] // shared helper; this file does not use every part of it

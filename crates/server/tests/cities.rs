@@ -1,6 +1,8 @@
 //! City dashboards (SPEC §1.4): ingest, snapshot, `data_update`, alerts, `initial_data`,
 //! permissions per city, and 500 dashboards on one city.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! long-poll), for any audience, not in the logs — and, across nodes, not in what travels
 //! through or is stored in Redis.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 #[path = "common/services.rs"]
 #[allow(dead_code)] // shared helper; this file does not use every part of it

@@ -1,6 +1,8 @@
 //! The binary as a user runs it: config errors name the key, `token` mints verifiable tokens,
 //! `serve` without a secret prints the URL and demo tokens, `migrate` creates the database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

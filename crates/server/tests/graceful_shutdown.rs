@@ -2,6 +2,8 @@
 //! already reading its body when shutdown starts is answered in full, its write is saved and
 //! published; a connection opened after shutdown started is not served.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

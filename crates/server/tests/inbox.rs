@@ -1,6 +1,8 @@
 //! The durable `user:<sub>` inbox (SPEC §2) and `POST /api/publish`: stored while the user is
 //! offline, delivered on connect in order, delivered again until acknowledged, expired by TTL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! REST bodies over the limit (413), CORS by the allow-list, anonymous REST writes limited per
 //! IP, and binary frames on the native protocol (`invalid_message`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

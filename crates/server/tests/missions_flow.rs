@@ -1,6 +1,8 @@
 //! The mission flow of SPEC §1.1 end to end: REST write → database → broadcast → WebSocket,
 //! with the DTO per audience.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

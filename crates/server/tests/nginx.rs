@@ -7,6 +7,8 @@
 //! on a free 127.0.0.1 port, and is killed when the test ends. Without an `nginx` binary the
 //! test is skipped with a printed reason, unless `SWITCHBOARD_REQUIRE_SERVICES=1`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 #[path = "common/services.rs"]
 #[allow(dead_code)] // shared helper; this file does not use every part of it

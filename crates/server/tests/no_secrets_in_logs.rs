@@ -3,6 +3,8 @@
 //! `auth` message, SSE `?token=` and header, long-poll `?token=` and header, the Socket.IO
 //! handshake `auth` — valid and invalid, and checks everything it printed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -4,6 +4,8 @@
 //! working, and everything recovers when the service is back. The services are reached through
 //! a TCP proxy the test cuts; the shared Redis and PostgreSQL are never touched.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 #[path = "common/services.rs"]
 #[allow(dead_code)] // shared helper; this file does not use every part of it

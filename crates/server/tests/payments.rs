@@ -1,6 +1,8 @@
 //! Payments (SPEC §1.3) over the native WebSocket and Socket.IO: stored pending, settled after
 //! the delay, the status pushed to the one connection named, 422 on bad input.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -3,6 +3,8 @@
 //! admin role reads other connections' `conn:` and other users' `user:` channels, which no
 //! other role may.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

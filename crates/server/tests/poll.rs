@@ -2,6 +2,8 @@
 //! waiting, timeouts, resume after a disconnect, history gone, refusals, shutdown, and a race
 //! check (publications while polling are neither missed nor duplicated).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! `user_left` notices to the other members where the namespace enables `join_leave`, across
 //! transports, cleaned up when a connection dies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! Rate limits (SPEC §6): client messages per user (or IP) as a token bucket, `rate_limited`
 //! over the limit, 4008 for a client that keeps going; REST writes answered 429 + Retry-After.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use common::*;

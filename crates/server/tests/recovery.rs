@@ -2,6 +2,8 @@
 //! runs flat out yields every offset exactly once, in order; a position older than the kept
 //! history is answered `recovered:false`, never a silent gap.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

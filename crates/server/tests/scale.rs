@@ -1,6 +1,8 @@
 //! Two nodes in one process sharing Redis (broker) and PostgreSQL (store): cross-node
 //! delivery, recovery on another node, and change capture published exactly once.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 #[path = "common/services.rs"]
 #[allow(dead_code)] // shared helper; this file does not use every part of it

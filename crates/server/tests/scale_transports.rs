@@ -4,6 +4,8 @@
 //! socket on A; room chat and its transient notices cross nodes; a native client that loses
 //! its node resumes on the other one without loss or duplicates while publications go on.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 #[path = "common/services.rs"]
 #[allow(dead_code)] // shared helper; this file does not use every part of it

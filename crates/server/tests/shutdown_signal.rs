@@ -2,6 +2,8 @@
 //! SSE streams with a close notice, answers waiting long-polls, and the process exits within
 //! `shutdown.grace_ms`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant};

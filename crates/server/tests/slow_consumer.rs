@@ -2,6 +2,8 @@
 //! its stream ended with a `close` notice (SSE), and never delays anyone else. The healthy
 //! reader's delivery latency is measured while the stalled one is being cut off.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -2,6 +2,8 @@
 //! argument, and a socket that reconnects with `auth.since` (channels joined on connect) or
 //! `subscribe {channel, since}` receives exactly what it missed, then live ones.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

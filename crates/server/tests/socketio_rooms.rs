@@ -1,6 +1,8 @@
 //! Socket.IO (SPEC §4.2) and rooms (§1.2) seen from Rust: rooms reach native subscribers too,
 //! "to the others" notices skip the sender and are never stored, handshakes are checked.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

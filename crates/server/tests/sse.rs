@@ -2,6 +2,8 @@
 //! audiences, several channels in one stream, resume by `Last-Event-ID` and `?since=`, history
 //! gone, permissions, heartbeat comments, shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -2,6 +2,8 @@
 //! `wss://`; a client that does not trust the certificate fails; bad files stop start-up with
 //! the key named.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::sync::Arc;

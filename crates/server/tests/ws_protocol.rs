@@ -1,6 +1,8 @@
 //! The native protocol v1 (SPEC §4.1) over a real socket: replies, every error code, every close
 //! code this transport produces, auth by query and by message, Origin, recovery, shutdown.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;

@@ -11,6 +11,19 @@ use sqlx::Connection;
 use switchboard_store::{ChangeEvent, ChangeTable, MissionPatch, MissionStatus, Store};
 use tokio::sync::mpsc::Receiver;
 
+/// The changes that come out of one receiver: waits (up to 12 s, the fallback sweep's reach)
+/// for the first, then takes whatever follows within `quiet` of the previous one.
+async fn drain(rx: &mut Receiver<ChangeEvent>, quiet: Duration) -> Vec<ChangeEvent> {
+    let mut got = Vec::new();
+    if let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(12), rx.recv()).await {
+        got.push(e);
+        while let Ok(Some(e)) = tokio::time::timeout(quiet, rx.recv()).await {
+            got.push(e);
+        }
+    }
+    got
+}
+
 /// Collects changes from both receivers until `want` have arrived (at most 12 s: the fallback
 /// sweep runs every 5 s), then checks that nothing more comes for a while.
 async fn collect(
