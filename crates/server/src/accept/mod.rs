@@ -49,9 +49,10 @@ pub struct Server {
     pub linger: Duration,
 }
 
-/// The answer to a connection over the per-IP limit (plain HTTP only; over TLS it is closed).
-const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: text/plain\r\n\
-content-length: 38\r\nconnection: close\r\n\r\nToo many connections from this address";
+/// The answer to a connection over the per-IP limit (plain HTTP only; over TLS it is closed):
+/// the same JSON error body every REST refusal has.
+const TOO_MANY: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n\
+content-length: 50\r\nconnection: close\r\n\r\n{\"error\":\"Too many connections from this address\"}";
 
 impl Server {
     /// Accepts until `stop` turns true, then asks every connection to finish (idle keep-alive
@@ -166,9 +167,19 @@ impl Server {
     }
 }
 
-/// Answers 429 and closes (lingering, so the client reads the answer).
+/// Answers 429 and closes (lingering, so the client reads the answer). The request head is
+/// read first (at most 8 KiB, within the same 2 s): an HTTP client that gets a response before
+/// it has sent its request reports a protocol error instead of the 429.
 async fn refuse(mut tcp: TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut head = Vec::with_capacity(1024);
+        let mut buf = [0u8; 1024];
+        while head.len() < 8 * 1024 && !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tokio::io::AsyncReadExt::read(&mut tcp, &mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
         let _ = tcp.write_all(TOO_MANY).await;
         let _ = tcp.shutdown().await;
         let mut buf = [0u8; 1024];

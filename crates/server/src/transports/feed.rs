@@ -32,7 +32,6 @@ use crate::commands::auth::admit;
 use crate::http::auth::bearer;
 use crate::http::error::ApiError;
 use crate::http::origin::OriginPolicy;
-use crate::limits::connections::ConnectionPermit;
 use crate::limits::rate::{Decision, client_key};
 use crate::node::Node;
 use crate::node::membership::Joined as NodeJoined;
@@ -169,7 +168,6 @@ pub struct Feed {
     gate: StreamGate,
     channels: Vec<ChannelName>,
     cursor: Cursor,
-    _permit: Option<ConnectionPermit>,
 }
 
 impl Feed {
@@ -180,17 +178,10 @@ impl Feed {
         node: Arc<Node>,
         request: FeedRequest,
         since: Option<&Cursor>,
-        peer: Option<IpAddr>,
     ) -> Result<(Self, Vec<Released>, Vec<Joined>), ApiError> {
-        let permit = match peer {
-            Some(ip) => Some(node.connections.acquire(ip).ok_or_else(|| {
-                ApiError::new(
-                    axum::http::StatusCode::TOO_MANY_REQUESTS,
-                    "Too many connections from this address",
-                )
-            })?),
-            None => None,
-        };
+        // No per-IP permit of its own: the TCP connection carrying the stream or the poll holds
+        // one from accept to close (`crate::accept`), so taking another here counted every SSE
+        // client twice.
         let (handle, rx) = ConnectionHandle::new(
             Arc::from(request.id.as_str()),
             WireFormat::Native,
@@ -205,7 +196,6 @@ impl Feed {
             gate: StreamGate::default(),
             channels: Vec::with_capacity(request.channels.len()),
             cursor: Cursor::new(),
-            _permit: permit,
         };
         let mut ready = Vec::new();
         let mut joined = Vec::with_capacity(request.channels.len());

@@ -51,7 +51,7 @@ pub async fn handler(
     let Some(since) = cursor else {
         return current_positions(&node, request).instrument(span).await;
     };
-    wait_for_updates(node, request, since, timeout, peer)
+    wait_for_updates(node, request, since, timeout)
         .instrument(span)
         .await
 }
@@ -90,10 +90,8 @@ async fn wait_for_updates(
     request: FeedRequest,
     since: Cursor,
     timeout: Duration,
-    peer: SocketAddr,
 ) -> Result<Response, ApiError> {
-    let (mut feed, ready, joined) =
-        Feed::open(Arc::clone(&node), request, Some(&since), Some(peer.ip())).await?;
+    let (mut feed, ready, joined) = Feed::open(Arc::clone(&node), request, Some(&since)).await?;
     let unrecovered: Vec<&str> = joined
         .iter()
         .filter(|j| j.resumed && !j.recovered)

@@ -73,10 +73,9 @@ pub async fn handler(
         },
     };
     let span = tracing::info_span!("sse", feed = %request.id);
-    let (feed, ready, joined) =
-        Feed::open(Arc::clone(&node), request, since.as_ref(), Some(peer.ip()))
-            .instrument(span.clone())
-            .await?;
+    let (feed, ready, joined) = Feed::open(Arc::clone(&node), request, since.as_ref())
+        .instrument(span.clone())
+        .await?;
     span.in_scope(|| tracing::debug!(resumed = since.is_some(), "sse stream opened"));
 
     let mut stream = SseStream::new(Arc::clone(&node), feed, token_expires_at);

@@ -36,11 +36,7 @@ impl Sse {
     pub async fn open(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> Sse {
         let response = Self::request(server, query, headers).await;
         assert_eq!(response.status(), 200, "SSE open failed");
-        Sse {
-            response,
-            buf: String::new(),
-            raw: String::new(),
-        }
+        Self::from_response(response)
     }
 
     /// Wraps an already opened streaming response.
