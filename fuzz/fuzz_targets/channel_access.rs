@@ -43,7 +43,11 @@ fuzz_target!(|data: &[u8]| {
         .map(|p| text(p))
         .collect();
     for p in &patterns {
-        assert_eq!(pattern_matches(p, &name), grants(p, &name), "{p:?} vs {name:?}");
+        assert_eq!(
+            pattern_matches(p, &name),
+            grants(p, &name),
+            "{p:?} vs {name:?}"
+        );
     }
     let Ok(channel) = parsed else { return };
     assert_eq!(channel.as_str(), name);
@@ -85,10 +89,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     match channel.namespace() {
-        "conn" => assert_eq!(channel.suffix(), Some(conn_id.as_str()), "foreign conn channel"),
+        "conn" => assert_eq!(
+            channel.suffix(),
+            Some(conn_id.as_str()),
+            "foreign conn channel"
+        ),
         "user" => {
             assert!(who.user.is_some(), "anonymous user channel");
-            assert_eq!(channel.suffix(), who.user.as_deref(), "foreign user channel");
+            assert_eq!(
+                channel.suffix(),
+                who.user.as_deref(),
+                "foreign user channel"
+            );
         }
         ns => assert!(
             policy.public_namespaces.iter().any(|p| p == ns)

@@ -100,20 +100,63 @@ struct TokenSpec {
 
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Connect { slot: u8, token: Option<TokenSpec> },
-    Auth { slot: u8, token: TokenSpec, city: Option<u8> },
-    Subscribe { slot: u8, channel: u8, since: Option<(u8, bool)> },
-    Unsubscribe { slot: u8, channel: u8 },
-    Publish { slot: u8, channel: u8 },
-    Presence { slot: u8, channel: u8 },
-    Ack { slot: u8, channel: u8, offset: u8 },
-    JoinRoom { slot: u8, room: u8 },
-    LeaveRoom { slot: u8, room: u8 },
-    RoomMessage { slot: u8, room: u8 },
-    Typing { slot: u8, room: u8 },
-    Lobby { slot: u8 },
-    ServerPublish { channel: u8, split: bool },
-    Disconnect { slot: u8 },
+    Connect {
+        slot: u8,
+        token: Option<TokenSpec>,
+    },
+    Auth {
+        slot: u8,
+        token: TokenSpec,
+        city: Option<u8>,
+    },
+    Subscribe {
+        slot: u8,
+        channel: u8,
+        since: Option<(u8, bool)>,
+    },
+    Unsubscribe {
+        slot: u8,
+        channel: u8,
+    },
+    Publish {
+        slot: u8,
+        channel: u8,
+    },
+    Presence {
+        slot: u8,
+        channel: u8,
+    },
+    Ack {
+        slot: u8,
+        channel: u8,
+        offset: u8,
+    },
+    JoinRoom {
+        slot: u8,
+        room: u8,
+    },
+    LeaveRoom {
+        slot: u8,
+        room: u8,
+    },
+    RoomMessage {
+        slot: u8,
+        room: u8,
+    },
+    Typing {
+        slot: u8,
+        room: u8,
+    },
+    Lobby {
+        slot: u8,
+    },
+    ServerPublish {
+        channel: u8,
+        split: bool,
+    },
+    Disconnect {
+        slot: u8,
+    },
 }
 
 fn pick<T: Copy>(list: &[T], i: u8) -> T {
@@ -134,8 +177,15 @@ fn now() -> u64 {
 fn token(spec: &TokenSpec) -> (String, Option<Identity>) {
     let claims = Claims {
         sub: pick(USERS, spec.user).map(str::to_owned),
-        exp: if spec.kind == 1 { now() - 100 } else { now() + 3600 },
-        role: pick(&[Role::Agent, Role::Hq, Role::Pipeline, Role::Admin], spec.role),
+        exp: if spec.kind == 1 {
+            now() - 100
+        } else {
+            now() + 3600
+        },
+        role: pick(
+            &[Role::Agent, Role::Hq, Role::Pipeline, Role::Admin],
+            spec.role,
+        ),
         channels: spec
             .patterns
             .iter()
@@ -253,14 +303,22 @@ impl World {
         let identity = identity.expect("a good token was refused");
         assert_eq!(identity, expected);
         let socketio = slot >= 2;
-        let format = if socketio { WireFormat::SocketIo } else { WireFormat::Native };
+        let format = if socketio {
+            WireFormat::SocketIo
+        } else {
+            WireFormat::Native
+        };
         let (handle, rx) = ConnectionHandle::new(
             Arc::from(IDS[slot]),
             format,
             identity.audience(),
             self.node.config.limits.outbound_queue,
         );
-        let resubscribe = if socketio { Resubscribe::ReportPosition } else { Resubscribe::Refuse };
+        let resubscribe = if socketio {
+            Resubscribe::ReportPosition
+        } else {
+            Resubscribe::Refuse
+        };
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let mut client = Client::new(Arc::clone(&self.node), handle, identity, ip, resubscribe);
         client.join_personal_channels().await;
@@ -270,13 +328,19 @@ impl World {
                 client.join(ch(name), None, &mut OutOfBand).await;
             }
         }
-        self.conns[slot] = Some(Conn { client, rx, expected });
+        self.conns[slot] = Some(Conn {
+            client,
+            rx,
+            expected,
+        });
     }
 
     /// Sends one client message: native JSON text on slots 0–1, a Socket.IO event on 2–3.
     /// (`sio` None: the message has no Socket.IO form, so a Socket.IO slot sends nothing.)
     async fn send(&mut self, slot: usize, native_msg: Value, sio: Option<(&str, Value)>) {
-        let Some(conn) = self.conns[slot].as_mut() else { return };
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
         let next = if slot < 2 {
             let envelope = protocol::decode(&native_msg.to_string()).expect("harness message");
             native::handle(&mut conn.client, envelope).await
@@ -284,7 +348,11 @@ impl World {
             let Some((event, data)) = sio else { return };
             let node = Arc::clone(&self.node);
             match socketio::decode::decode(event, &data, |e| node.apps.handles(e)) {
-                Ok(command) => conn.client.apply(command.into_request(data), &mut OutOfBand).await,
+                Ok(command) => {
+                    conn.client
+                        .apply(command.into_request(data), &mut OutOfBand)
+                        .await
+                }
                 Err(_) => Next::Continue,
             }
         };
@@ -298,9 +366,15 @@ impl World {
         match op {
             Op::Connect { slot: s, token } => self.connect(slot(s), token).await,
             Op::Disconnect { slot: s } => self.conns[slot(s)] = None,
-            Op::Auth { slot: s, token: spec, city } => {
+            Op::Auth {
+                slot: s,
+                token: spec,
+                city,
+            } => {
                 let s = slot(s);
-                let Some(conn) = self.conns[s].as_mut() else { return };
+                let Some(conn) = self.conns[s].as_mut() else {
+                    return;
+                };
                 let (text, identity) = token(&spec);
                 let mut msg = json!({"type": "auth", "token": text});
                 if let Some(c) = city {
@@ -322,21 +396,29 @@ impl World {
                     self.conns[s] = None;
                 }
             }
-            Op::Subscribe { slot: s, channel, since } => {
+            Op::Subscribe {
+                slot: s,
+                channel,
+                since,
+            } => {
                 let c = pick(CHANNELS, channel);
-                let since = since.map(|(o, e)| json!({"offset": o, "epoch": if e { "x" } else { "y" }}));
+                let since =
+                    since.map(|(o, e)| json!({"offset": o, "epoch": if e { "x" } else { "y" }}));
                 let native_msg = json!({"type": "subscribe", "channel": c, "since": since});
                 let data = json!({"channel": c, "since": since});
-                self.send(slot(s), native_msg, Some(("subscribe", data))).await;
+                self.send(slot(s), native_msg, Some(("subscribe", data)))
+                    .await;
             }
             Op::Unsubscribe { slot: s, channel } => {
                 let c = pick(CHANNELS, channel);
                 let native_msg = json!({"type": "unsubscribe", "channel": c});
-                self.send(slot(s), native_msg, Some(("unsubscribe", json!(c)))).await;
+                self.send(slot(s), native_msg, Some(("unsubscribe", json!(c))))
+                    .await;
             }
             Op::Publish { slot: s, channel } => {
                 let c = pick(CHANNELS, channel);
-                let native_msg = json!({"type": "publish", "channel": c, "event": "e", "data": {"from": s}});
+                let native_msg =
+                    json!({"type": "publish", "channel": c, "event": "e", "data": {"from": s}});
                 // Socket.IO clients cannot publish.
                 self.send(slot(s), native_msg, None).await;
             }
@@ -345,7 +427,11 @@ impl World {
                 let native_msg = json!({"type": "presence", "channel": c});
                 self.send(slot(s), native_msg, None).await;
             }
-            Op::Ack { slot: s, channel, offset } => {
+            Op::Ack {
+                slot: s,
+                channel,
+                offset,
+            } => {
                 let c = pick(CHANNELS, channel);
                 let native_msg = json!({"type": "ack", "channel": c, "offset": offset});
                 let data = json!({"channel": c, "offset": offset});
@@ -361,7 +447,12 @@ impl World {
             }
             Op::RoomMessage { slot: s, room } => {
                 let r = pick(ROOMS, room);
-                self.app(slot(s), "chat-message", json!({"roomId": r, "message": "hi"})).await;
+                self.app(
+                    slot(s),
+                    "chat-message",
+                    json!({"roomId": r, "message": "hi"}),
+                )
+                .await;
             }
             Op::Typing { slot: s, room } => {
                 let r = pick(ROOMS, room);
@@ -369,7 +460,12 @@ impl World {
             }
             Op::Lobby { slot: s } => {
                 let native_msg = json!({"type": "chat", "message": "hello"});
-                self.send(slot(s), native_msg, Some(("chat", json!({"message": "hello"})))).await;
+                self.send(
+                    slot(s),
+                    native_msg,
+                    Some(("chat", json!({"message": "hello"}))),
+                )
+                .await;
             }
             Op::ServerPublish { channel, split } => {
                 let c = ch(pick(CHANNELS, channel));
@@ -389,8 +485,13 @@ impl World {
         if slot >= 2 {
             return self.send(slot, Value::Null, Some((event, data))).await;
         }
-        let Some(conn) = self.conns[slot].as_mut() else { return };
-        let request = Request::App { event: event.to_owned(), data };
+        let Some(conn) = self.conns[slot].as_mut() else {
+            return;
+        };
+        let request = Request::App {
+            event: event.to_owned(),
+            data,
+        };
         let mut out = native::NativeResponder::new(None);
         if let Next::Close(_) = conn.client.apply(request, &mut out).await {
             self.conns[slot] = None;
@@ -408,16 +509,25 @@ impl World {
                     Outbound::Delivery(e) | Outbound::Transient(e) => {
                         (e.channel.clone(), vec![e.frame.clone()])
                     }
-                    Outbound::CompleteSubscribe(c) if c.ok => {
-                        (c.channel.clone(), c.catch_up.iter().map(|(_, b)| b.clone()).collect())
-                    }
+                    Outbound::CompleteSubscribe(c) if c.ok => (
+                        c.channel.clone(),
+                        c.catch_up.iter().map(|(_, b)| b.clone()).collect(),
+                    ),
                     _ => continue,
                 };
                 let name = channel.as_str();
-                assert!(may_read(&conn.expected, &id, name), "{id} got {name} it may not read");
-                assert!(conn.client.is_subscribed(&channel), "{id} got {name} unsubscribed");
+                assert!(
+                    may_read(&conn.expected, &id, name),
+                    "{id} got {name} it may not read"
+                );
+                assert!(
+                    conn.client.is_subscribed(&channel),
+                    "{id} got {name} unsubscribed"
+                );
                 for frame in frames {
-                    let leaked = frame.windows(HQ_ONLY.len()).any(|w| w == HQ_ONLY.as_bytes());
+                    let leaked = frame
+                        .windows(HQ_ONLY.len())
+                        .any(|w| w == HQ_ONLY.as_bytes());
                     assert!(!(agent && leaked), "{id} (agent) got the HQ DTO on {name}");
                 }
             }
@@ -426,11 +536,19 @@ impl World {
         let mut total = 0;
         for name in CHANNELS {
             let c = ch(name);
-            let joined = self.conns.iter().flatten().filter(|k| k.client.is_subscribed(&c)).count();
+            let joined = self
+                .conns
+                .iter()
+                .flatten()
+                .filter(|k| k.client.is_subscribed(&c))
+                .count();
             assert_eq!(hub.subscriber_count(&c), joined, "{name}: hub count");
             total += joined;
         }
-        let stats = hub.stats().subscriptions.load(std::sync::atomic::Ordering::Relaxed);
+        let stats = hub
+            .stats()
+            .subscriptions
+            .load(std::sync::atomic::Ordering::Relaxed);
         assert_eq!(stats, total, "HubStats::subscriptions");
     }
 }
@@ -451,11 +569,22 @@ fuzz_target!(|ops: Vec<Op>| {
         world.conns = Default::default();
         world.check();
         let hub = &world.node.hub;
-        assert_eq!(hub.stats().subscriptions.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(
+            hub.stats()
+                .subscriptions
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
         for name in CHANNELS {
             let c = ch(name);
-            assert!(!hub.has_subscribers(&c), "{name} still has a subscriber set");
-            assert!(world.node.presence(&c).is_empty(), "{name} still has members");
+            assert!(
+                !hub.has_subscribers(&c),
+                "{name} still has a subscriber set"
+            );
+            assert!(
+                world.node.presence(&c).is_empty(),
+                "{name} still has members"
+            );
         }
     });
 });

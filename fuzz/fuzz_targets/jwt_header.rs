@@ -56,10 +56,13 @@ fuzz_target!(|data: &[u8]| {
             let Ok(claims) = serde_json::from_slice::<Value>(rest) else {
                 return;
             };
-            let alg = [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512][usize::from(mode / 3 % 3)];
-            let Ok(token) =
-                jsonwebtoken::encode(&Header::new(alg), &claims, &EncodingKey::from_secret(SECRET))
-            else {
+            let alg =
+                [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512][usize::from(mode / 3 % 3)];
+            let Ok(token) = jsonwebtoken::encode(
+                &Header::new(alg),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            ) else {
                 return;
             };
             match bounded(token.len(), || v.verify(&token)) {

@@ -16,13 +16,21 @@ fuzz_target!(|data: &[u8]| {
     };
     match bounded(frame.len(), || decode(frame)) {
         Err(e) => {
-            assert!(e.message.chars().count() <= 100, "long error message {:?}", e.message);
+            assert!(
+                e.message.chars().count() <= 100,
+                "long error message {:?}",
+                e.message
+            );
         }
         Ok(envelope) => {
             let first = encode_client(&envelope);
             let again = decode(&first)
                 .unwrap_or_else(|e| panic!("re-encoded message refused: {first} ({:?})", e.code));
-            assert_eq!(encode_client(&again), first, "decode → encode → decode moved");
+            assert_eq!(
+                encode_client(&again),
+                first,
+                "decode → encode → decode moved"
+            );
         }
     }
 });

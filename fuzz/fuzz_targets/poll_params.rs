@@ -33,14 +33,21 @@ fuzz_target!(|data: &[u8]| {
         }
         Err(_) => {
             let secs = timeout.parse::<f64>();
-            assert!(!matches!(secs, Ok(s) if s.is_finite() && s >= 0.0), "{timeout:?}");
+            assert!(
+                !matches!(secs, Ok(s) if s.is_finite() && s >= 0.0),
+                "{timeout:?}"
+            );
         }
     }
     let _: Duration = DEFAULT_TIMEOUT;
 
     let max = usize::from(parts[1].first().copied().unwrap_or(0) % 8) + 1;
     let list = text(parts[1]);
-    let names: Vec<&str> = list.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let names: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
     match bounded(list.len(), || parse_channels(Some(&list), max)) {
         Ok(channels) => {
             assert!(!channels.is_empty() && channels.len() <= max);

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some((event, payload, _meta)) = bounded(data.len(), || split_event_args(data)) {
         let frame = encode_event_args(&event, payload);
         let (e2, p2, m2) = split_event_args(frame.as_bytes()).expect("re-encoded frame");
-        assert_eq!((e2.as_ref(), p2.get(), m2.is_none()), (event.as_ref(), payload.get(), true));
+        assert_eq!(
+            (e2.as_ref(), p2.get(), m2.is_none()),
+            (event.as_ref(), payload.get(), true)
+        );
     }
 
     let parts = split_n(data, 0, 3);
@@ -27,7 +30,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let frame = encode_event_args(&event, &payload);
     let (e, p, m) = split_event_args(frame.as_bytes()).expect("an encoded frame splits");
-    assert_eq!((e.as_ref(), p.get(), m.is_none()), (event.as_str(), payload.get(), true));
+    assert_eq!(
+        (e.as_ref(), p.get(), m.is_none()),
+        (event.as_str(), payload.get(), true)
+    );
 
     let offset = data.len() as u64 * 0x9e37_79b9;
     let frame = encode_publication_args(&event, &payload, &channel, offset, &event);

@@ -35,7 +35,10 @@ fn emit(command: &Command) -> (String, Value) {
 
 fn chat_emit(command: &events::Command) -> (&'static str, Value) {
     let room = |c: &switchboard_core::channel::ChannelName| {
-        c.as_str().strip_prefix("room:").unwrap_or_default().to_owned()
+        c.as_str()
+            .strip_prefix("room:")
+            .unwrap_or_default()
+            .to_owned()
     };
     match command {
         events::Command::Lobby(m) => (events::LOBBY_CHAT, json!({"message": m})),
@@ -59,7 +62,11 @@ fuzz_target!(|data: &[u8]| {
     match decoded {
         Err(refusal) => {
             // `Unknown event "<64 chars, escaped>"`: bounded whatever the event name.
-            assert!(refusal.message.len() <= 64 * 10 + 32, "{}", refusal.message.len());
+            assert!(
+                refusal.message.len() <= 64 * 10 + 32,
+                "{}",
+                refusal.message.len()
+            );
         }
         Ok(Command::App(name)) => {
             assert!(app_event(&name));

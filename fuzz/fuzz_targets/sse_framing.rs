@@ -62,7 +62,10 @@ fuzz_target!(|data: &[u8]| {
     stream.extend_from_slice(&sse::connected(&id, 3000));
     let events = parse_sse(&stream);
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0].id.as_str(), events[0].retry), (id.as_str(), Some(3000)));
+    assert_eq!(
+        (events[0].id.as_str(), events[0].retry),
+        (id.as_str(), Some(3000))
+    );
     assert_eq!(events[0].data, r#"{"type":"connected"}"#);
 
     // The event name read back from a native delivery frame.
@@ -76,6 +79,9 @@ fuzz_target!(|data: &[u8]| {
             data: PublicationData::shared(&payload).unwrap(),
         };
         let frame = encode_delivery(&publication, Audience::Agent);
-        assert_eq!(sse::delivery_event(frame.as_bytes()).as_deref(), Some(event.as_str()));
+        assert_eq!(
+            sse::delivery_event(frame.as_bytes()).as_deref(),
+            Some(event.as_str())
+        );
     }
 });

@@ -13,7 +13,9 @@ use switchboard_core::publication::StreamPosition;
 use switchboard_fuzz::bounded;
 
 fuzz_target!(|data: &[u8]| {
-    let parsed = bounded(data.len(), || serde_json::from_slice::<StreamPosition>(data));
+    let parsed = bounded(data.len(), || {
+        serde_json::from_slice::<StreamPosition>(data)
+    });
     if let Ok(position) = &parsed {
         let text = serde_json::to_string(position).unwrap();
         let back: StreamPosition = serde_json::from_str(&text).unwrap();

@@ -186,7 +186,10 @@ pub fn encode_client(envelope: &Envelope) -> String {
         out.push_str(&format!(",{}:{}", json_str(name), value));
     }
     if let Some(r) = &envelope.r#ref {
-        out.push_str(&format!(",\"ref\":{}", serde_json::to_string(r).unwrap_or_default()));
+        out.push_str(&format!(
+            ",\"ref\":{}",
+            serde_json::to_string(r).unwrap_or_default()
+        ));
     }
     out.push('}');
     out
@@ -215,7 +218,8 @@ pub struct SseEvent {
 pub fn parse_sse(stream: &[u8]) -> Vec<SseEvent> {
     let text = String::from_utf8_lossy(stream);
     let mut events = Vec::new();
-    let (mut event, mut data, mut id, mut retry) = (String::new(), String::new(), String::new(), None);
+    let (mut event, mut data, mut id, mut retry) =
+        (String::new(), String::new(), String::new(), None);
     let mut has_data = false;
     let mut rest: &str = &text;
     loop {
@@ -224,7 +228,11 @@ pub fn parse_sse(stream: &[u8]) -> Vec<SseEvent> {
             return events;
         };
         let line = &rest[..end];
-        let skip = if rest[end..].starts_with("\r\n") { 2 } else { 1 };
+        let skip = if rest[end..].starts_with("\r\n") {
+            2
+        } else {
+            1
+        };
         rest = &rest[end + skip..];
         if line.is_empty() {
             if has_data {
