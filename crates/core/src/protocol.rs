@@ -110,7 +110,15 @@ struct ChannelField {
 struct PublishFields {
     channel: String,
     event: String,
-    data: Option<Box<RawValue>>,
+}
+
+/// A publish's `data` exactly as the client wrote it, read from the frame's text. Reading it
+/// from the parsed `Value` would re-serialize it: numbers go through `f64` and back, which
+/// changes their digits (`-3e50` came back as `-3e+50`, then `-3.0000000000000002e+50`).
+#[derive(Deserialize)]
+struct RawData<'a> {
+    #[serde(borrow)]
+    data: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -156,10 +164,10 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
             fields::<ChannelField>(value).map(|f| ClientMessage::Unsubscribe { channel: f.channel })
         }
         "publish" => fields::<PublishFields>(value).and_then(|f| {
-            let data = match f.data {
-                Some(d) => d,
-                None => RawValue::from_string("null".to_owned()).ok()?,
-            };
+            // A duplicated `data` key is refused here (ambiguous), as serde refuses it.
+            let raw = serde_json::from_str::<RawData<'_>>(text).ok()?;
+            let data =
+                RawValue::from_string(raw.data.map_or("null", RawValue::get).to_owned()).ok()?;
             Some(ClientMessage::Publish {
                 channel: f.channel,
                 event: f.event,
@@ -412,6 +420,28 @@ mod tests {
             ClientMessage::Publish { data, .. } => assert_eq!(data.get(), r#"{"a":[1,2]}"#),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn publish_data_is_forwarded_as_written() {
+        // Found by the fuzz target `native_decode`: the payload used to be re-serialized from
+        // the parsed tree, changing numbers (and not stably: decode → encode → decode moved).
+        let frame = r#"{"type":"publish","channel":"room:1","event":"e","data":{ "a": [0, 2.5, -3e50, 0.1] , "b":"\u00e9"}}"#;
+        match decode(frame).unwrap().message {
+            ClientMessage::Publish { data, .. } => {
+                assert_eq!(data.get(), r#"{ "a": [0, 2.5, -3e50, 0.1] , "b":"\u00e9"}"#);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        match decode(r#"{"type":"publish","channel":"c","event":"e","data":null}"#)
+            .unwrap()
+            .message
+        {
+            ClientMessage::Publish { data, .. } => assert_eq!(data.get(), "null"),
+            other => panic!("unexpected {other:?}"),
+        }
+        let twice = r#"{"type":"publish","channel":"c","event":"e","data":1,"data":2}"#;
+        assert_eq!(decode(twice).unwrap_err().code, ErrorCode::InvalidMessage);
     }
 
     #[test]
