@@ -11,9 +11,10 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::transports::feed::{decode_cursor, parse_channels};
+use switchboard::transports::feed::parse_channels;
 use switchboard::transports::poll::{DEFAULT_TIMEOUT, MAX_TIMEOUT, parse_timeout};
 use switchboard_core::channel::ChannelName;
+use switchboard_core::cursor::Cursor;
 use switchboard_fuzz::{bounded, split_n, text};
 
 fuzz_target!(|data: &[u8]| {
@@ -73,5 +74,7 @@ fuzz_target!(|data: &[u8]| {
     }
 
     let cursor = text(parts[2]);
-    let _ = bounded(cursor.len(), || decode_cursor("cursor", &cursor));
+    // `decode_cursor` is this with the node's `limits.max_subscriptions_per_connection`
+    // (default 1000) and a 400 around the error.
+    let _ = bounded(cursor.len(), || Cursor::decode_for(&cursor, 1000));
 });
