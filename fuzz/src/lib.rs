@@ -3,6 +3,8 @@
 //!
 //! See docs/fuzzing.md for what each target checks.
 
+pub mod commands_model;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
