@@ -6,24 +6,16 @@
 //! way a client can, and checks what it printed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
+use common::bin::{command, spawn};
 use futures_util::{SinkExt, StreamExt};
 use switchboard_core::auth::{Claims, JwtSigner, Role};
 use tokio_tungstenite::tungstenite::Message;
 
-const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 const SECRET: &str = "trace-log-check-secret-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Reads frames until `d` passes without one.
 async fn drain<S>(ws: &mut S, d: Duration)
@@ -36,28 +28,13 @@ where
 #[tokio::test]
 async fn nothing_secret_is_logged_even_at_trace() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
-        .arg(dir.path().join("data"))
-        .current_dir(dir.path())
-        .env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
-        .env("RUST_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = command(dir.path());
+    cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
+        .env("RUST_LOG", "trace");
+    let server = spawn(cmd).await;
+    let port = server.addr.port();
+    let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..200 {
-        if http.get(format!("{base}/healthz")).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "server did not start");
     let exp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -104,21 +81,7 @@ async fn nothing_secret_is_logged_even_at_trace() {
         .unwrap();
     assert_eq!(res.status(), 200);
 
-    let _ = child.kill();
-    let _ = child.wait();
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
+    let logs = server.kill_and_output().await;
     assert!(
         logs.contains("TRACE") || logs.contains("DEBUG"),
         "trace logging really ran:\n{logs}"
