@@ -18,8 +18,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// A decoded client message, with the `ref` to echo in the answer.
 #[derive(Debug, Clone)]
 pub struct Envelope {
-    /// The client's correlation value, echoed verbatim.
-    pub r#ref: Option<Value>,
+    /// The client's correlation value, echoed verbatim: the JSON text as the client wrote it,
+    /// so a number like `1.0000000000000001` or `1e400` comes back with its digits.
+    pub r#ref: Option<Box<RawValue>>,
     /// What the client asked for.
     pub message: ClientMessage,
 }
@@ -84,8 +85,9 @@ pub struct DecodeError {
     /// The public message of the answer: fixed text, never echoing the client's input at
     /// length.
     pub message: String,
-    /// The `ref` of the bad message, when the JSON was readable enough to find one.
-    pub r#ref: Option<Value>,
+    /// The `ref` of the bad message, when the JSON was readable enough to find one (as
+    /// written, like [`Envelope::ref`]).
+    pub r#ref: Option<Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -121,6 +123,25 @@ struct RawData<'a> {
     data: Option<&'a RawValue>,
 }
 
+/// A message's `ref` exactly as the client wrote it (see [`RawData`] for why not the `Value`).
+#[derive(Deserialize)]
+struct RawRef<'a> {
+    #[serde(borrow, rename = "ref")]
+    r#ref: Option<&'a RawValue>,
+}
+
+/// The `ref` of `text` as written; `parsed` (the value the full parse found) is the fallback
+/// when the raw read disagrees (a duplicated `ref` key, which the full parse resolves to the
+/// last one).
+fn raw_ref(text: &str, parsed: Option<Value>) -> Option<Box<RawValue>> {
+    let parsed = parsed?;
+    let raw = serde_json::from_str::<RawRef<'_>>(text)
+        .ok()
+        .and_then(|r| r.r#ref)
+        .map(RawValue::to_owned);
+    raw.or_else(|| RawValue::from_string(parsed.to_string()).ok())
+}
+
 #[derive(Deserialize)]
 struct ChatFields {
     message: String,
@@ -134,7 +155,7 @@ struct AckFields {
 
 /// Decodes one text frame.
 pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
-    let fail = |code: ErrorCode, r#ref: Option<Value>| DecodeError {
+    let fail = |code: ErrorCode, r#ref: Option<Box<RawValue>>| DecodeError {
         code,
         message: code.default_message().to_owned(),
         r#ref,
@@ -144,7 +165,7 @@ pub fn decode(text: &str) -> Result<Envelope, DecodeError> {
     let Some(obj) = value.as_object_mut() else {
         return Err(fail(ErrorCode::InvalidMessage, None));
     };
-    let r#ref = obj.remove("ref");
+    let r#ref = raw_ref(text, obj.remove("ref"));
     let Some(Value::String(kind)) = obj.remove("type") else {
         return Err(fail(ErrorCode::InvalidMessage, r#ref));
     };
@@ -317,17 +338,17 @@ struct WithRef<'a> {
     #[serde(flatten)]
     message: &'a ServerMessage<'a>,
     #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
-    r#ref: Option<&'a Value>,
+    r#ref: Option<&'a RawValue>,
 }
 
 /// Encodes a reply, echoing `ref` when the request had one.
-pub fn encode_reply(message: &ServerMessage<'_>, r#ref: Option<&Value>) -> String {
+pub fn encode_reply(message: &ServerMessage<'_>, r#ref: Option<&RawValue>) -> String {
     // Serializing these borrowed, string-and-number-only shapes cannot fail.
     serde_json::to_string(&WithRef { message, r#ref }).unwrap_or_default()
 }
 
 /// Encodes an error reply.
-pub fn encode_error(code: ErrorCode, message: &str, r#ref: Option<&Value>) -> String {
+pub fn encode_error(code: ErrorCode, message: &str, r#ref: Option<&RawValue>) -> String {
     encode_reply(
         &ServerMessage::Error {
             code: code.as_str(),
@@ -368,121 +389,4 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::channel::ChannelName;
-    use crate::publication::PublicationData;
-
-    #[test]
-    fn classifies_bad_input() {
-        assert_eq!(decode("{nope").unwrap_err().code, ErrorCode::InvalidJson);
-        assert_eq!(decode("[1]").unwrap_err().code, ErrorCode::InvalidMessage);
-        assert_eq!(decode("{}").unwrap_err().code, ErrorCode::InvalidMessage);
-        assert_eq!(
-            decode(r#"{"type":5}"#).unwrap_err().code,
-            ErrorCode::InvalidMessage
-        );
-        let e = decode(r#"{"type":"subscribe","ref":7}"#).unwrap_err();
-        assert_eq!(e.code, ErrorCode::InvalidMessage);
-        assert_eq!(e.r#ref, Some(Value::from(7)));
-        let e = decode(r#"{"type":"dance","ref":"a"}"#).unwrap_err();
-        assert_eq!(e.code, ErrorCode::UnknownType);
-        assert_eq!(e.r#ref, Some(Value::from("a")));
-    }
-
-    #[test]
-    fn decodes_each_message() {
-        let e = decode(
-            r#"{"type":"subscribe","channel":"missions","since":{"offset":3,"epoch":"x"},"ref":1}"#,
-        )
-        .unwrap();
-        assert_eq!(e.r#ref, Some(Value::from(1)));
-        assert!(matches!(
-            e.message,
-            ClientMessage::Subscribe { ref channel, since: Some(StreamPosition { offset: 3, ref epoch }) }
-                if channel == "missions" && epoch == "x"
-        ));
-        assert!(matches!(
-            decode(r#"{"type":"ping"}"#).unwrap().message,
-            ClientMessage::Ping
-        ));
-        assert!(matches!(
-            decode(r#"{"type":"auth","token":"t","cityId":"nairobi"}"#).unwrap().message,
-            ClientMessage::Auth { city_id: Some(c), .. } if c == "nairobi"
-        ));
-        match decode(r#"{"type":"publish","channel":"room:1","event":"e","data":{"a":[1,2]}}"#)
-            .unwrap()
-            .message
-        {
-            ClientMessage::Publish { data, .. } => assert_eq!(data.get(), r#"{"a":[1,2]}"#),
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-
-    #[test]
-    fn publish_data_is_forwarded_as_written() {
-        // Found by the fuzz target `native_decode`: the payload used to be re-serialized from
-        // the parsed tree, changing numbers (and not stably: decode → encode → decode moved).
-        let frame = r#"{"type":"publish","channel":"room:1","event":"e","data":{ "a": [0, 2.5, -3e50, 0.1] , "b":"\u00e9"}}"#;
-        match decode(frame).unwrap().message {
-            ClientMessage::Publish { data, .. } => {
-                assert_eq!(data.get(), r#"{ "a": [0, 2.5, -3e50, 0.1] , "b":"\u00e9"}"#);
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-        match decode(r#"{"type":"publish","channel":"c","event":"e","data":null}"#)
-            .unwrap()
-            .message
-        {
-            ClientMessage::Publish { data, .. } => assert_eq!(data.get(), "null"),
-            other => panic!("unexpected {other:?}"),
-        }
-        let twice = r#"{"type":"publish","channel":"c","event":"e","data":1,"data":2}"#;
-        assert_eq!(decode(twice).unwrap_err().code, ErrorCode::InvalidMessage);
-    }
-
-    #[test]
-    fn encodes_exact_bytes() {
-        assert_eq!(
-            encode_reply(&ServerMessage::Pong, Some(&Value::from(9))),
-            r#"{"type":"pong","ref":9}"#
-        );
-        assert_eq!(
-            encode_error(ErrorCode::InvalidJson, "Invalid JSON", None),
-            r#"{"type":"error","code":"invalid_json","message":"Invalid JSON"}"#
-        );
-        assert_eq!(
-            encode_reply(
-                &ServerMessage::Welcome {
-                    message: "Connected to WebSocket server",
-                    connection_id: "c1",
-                    protocol: 1,
-                    heartbeat: 30000
-                },
-                None
-            ),
-            r#"{"type":"welcome","message":"Connected to WebSocket server","connectionId":"c1","protocol":1,"heartbeat":30000}"#
-        );
-        let p = Publication {
-            channel: ChannelName::parse("missions").unwrap(),
-            event: Arc::from("mission-update"),
-            offset: 42,
-            epoch: Arc::from("ep\"1"),
-            timestamp_ms: 1700,
-            data: PublicationData::by_audience(
-                &serde_json::json!({"id":1}),
-                &serde_json::json!({"id":1,"objective":"x"}),
-            )
-            .unwrap(),
-        };
-        assert_eq!(
-            encode_delivery(&p, Audience::Agent),
-            r#"{"type":"mission-update","channel":"missions","offset":42,"epoch":"ep\"1","timestamp":1700,"data":{"id":1}}"#
-        );
-        let v: Value = serde_json::from_str(&encode_delivery(&p, Audience::Hq)).unwrap();
-        assert_eq!(v["data"]["objective"], "x");
-    }
-}
+mod tests;

@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::channel::ChannelNameError;
 use crate::codes::ErrorCode;
@@ -171,7 +171,7 @@ impl Refusal {
 
     /// The native protocol's answer to this refusal: `{"type":"error","code":…,"message":…}`
     /// echoing `ref` (SPEC §4.1).
-    pub fn encode_native(&self, r#ref: Option<&Value>) -> String {
+    pub fn encode_native(&self, r#ref: Option<&RawValue>) -> String {
         encode_error(self.code, &self.message, r#ref)
     }
 }
@@ -315,7 +315,7 @@ mod tests {
 
     #[test]
     fn native_answer_is_the_error_frame() {
-        let r#ref = Value::from(7);
+        let r#ref = RawValue::from_string("7".into()).unwrap();
         assert_eq!(
             Refusal::already_subscribed().encode_native(Some(&r#ref)),
             r#"{"type":"error","code":"bad_request","message":"Already subscribed","ref":7}"#

@@ -3,6 +3,7 @@
 //! protocol defines, echoing the message's `ref`. The socket side is in `ws.rs`.
 
 use bytes::Bytes;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::protocol::{
@@ -21,19 +22,19 @@ const JOIN_CITY: &str = "join-city";
 
 /// Encodes answers as native frames echoing one message's `ref`.
 pub struct NativeResponder<'a> {
-    r#ref: Option<&'a Value>,
+    r#ref: Option<&'a RawValue>,
 }
 
 impl<'a> NativeResponder<'a> {
     /// A responder echoing `ref` (None: a frame nobody asked for).
-    pub fn new(r#ref: Option<&'a Value>) -> Self {
+    pub fn new(r#ref: Option<&'a RawValue>) -> Self {
         Self { r#ref }
     }
 }
 
 /// The native frame for `reply`, or None for replies the protocol keeps silent (acks and app
 /// answers succeed without a frame).
-fn encode(reply: &Reply<'_>, r#ref: Option<&Value>) -> Option<String> {
+fn encode(reply: &Reply<'_>, r#ref: Option<&RawValue>) -> Option<String> {
     let message = match *reply {
         Reply::Pong => ServerMessage::Pong,
         Reply::Authenticated { user } => ServerMessage::Authenticated { user },
@@ -119,7 +120,7 @@ pub fn decode(message: ClientMessage) -> Result<Request, Refusal> {
 /// Handles one decoded native message. An `auth` with a `cityId` is two requests: the auth,
 /// then (if the connection stays open) joining the city, answered under the same `ref`.
 pub async fn handle(client: &mut Client, envelope: Envelope) -> Next {
-    let mut out = NativeResponder::new(envelope.r#ref.as_ref());
+    let mut out = NativeResponder::new(envelope.r#ref.as_deref());
     let city = match &envelope.message {
         ClientMessage::Auth { city_id, .. } => city_id.clone(),
         _ => None,

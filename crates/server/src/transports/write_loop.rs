@@ -112,10 +112,7 @@ pub async fn run<T: Transport>(
                             return;
                         }
                         Ok(Err(WriteError::Close(code))) => break code,
-                        Err(_) => {
-                            tracing::info!(stalled_ms = stall.as_millis(), "write stalled; slow consumer");
-                            break CloseCode::SlowConsumer;
-                        }
+                        Err(_) => break CloseCode::SlowConsumer,
                     },
                 }
             }
@@ -130,15 +127,22 @@ pub async fn run<T: Transport>(
                             handle.close(CloseCode::Normal);
                             return;
                         }
-                        Err(_) => {
-                            tracing::info!(stalled_ms = stall.as_millis(), "ping stalled; slow consumer");
-                            break CloseCode::SlowConsumer;
-                        }
+                        Err(_) => break CloseCode::SlowConsumer,
                     },
                 }
             }
         }
     };
+    if code == CloseCode::SlowConsumer {
+        // One line per slow consumer, saying which limit it hit: its queue overflowed
+        // (`limits.outbound_queue`) or its socket took nothing for `limits.write_timeout_ms`.
+        let reason = if handle.overflowed() {
+            "outbound queue full"
+        } else {
+            "write stalled"
+        };
+        tracing::info!(reason, "slow consumer; closing with 4009");
+    }
     handle.close(code);
     if T::FLUSH_ON_CLOSE && code != CloseCode::SlowConsumer && !handle.overflowed() {
         let flush = async {

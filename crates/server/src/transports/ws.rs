@@ -383,7 +383,7 @@ async fn read_loop(
             Admission::Refused(refusal) => {
                 let r#ref = protocol::decode(&text).ok().and_then(|e| e.r#ref);
                 client
-                    .refuse(&mut NativeResponder::new(r#ref.as_ref()), refusal)
+                    .refuse(&mut NativeResponder::new(r#ref.as_deref()), refusal)
                     .await;
                 continue;
             }
@@ -393,7 +393,7 @@ async fn read_loop(
                 invalid_streak += 1;
                 let refusal = Refusal::new(e.code, e.message);
                 client
-                    .refuse(&mut NativeResponder::new(e.r#ref.as_ref()), refusal)
+                    .refuse(&mut NativeResponder::new(e.r#ref.as_deref()), refusal)
                     .await;
                 if invalid_streak >= MAX_INVALID_STREAK {
                     handle.close(CloseCode::TooManyInvalid);

@@ -13,6 +13,12 @@ use tokio::task::JoinHandle;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
+/// The binary to run: `SWITCHBOARD_TEST_BIN` when set (`.ci/run` points the bad-input battery
+/// at the release build this way), else the one cargo built for the tests.
+pub fn bin_path() -> String {
+    std::env::var("SWITCHBOARD_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 /// A running binary; killed on drop (also when the test panics).
 pub struct Binary {
     pub child: Child,
@@ -25,7 +31,7 @@ pub struct Binary {
 /// A command for the binary in `dir` with `--listen 127.0.0.1:0 --data-dir <dir>/data`, no
 /// inherited `SWITCHBOARD_*` variables and no `RUST_LOG`; add env and args, then [`spawn`].
 pub fn command(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin_path());
     c.current_dir(dir).env_remove("RUST_LOG");
     for (k, _) in std::env::vars() {
         if k.starts_with("SWITCHBOARD_") {

@@ -63,6 +63,54 @@ impl Sio {
         Ok(sio)
     }
 
+    /// The next event or ack, or None when the server ended the socket (a namespace
+    /// disconnect `41`, an Engine.IO close, a close frame, EOF or an error); answers pings.
+    pub async fn next_packet(&mut self) -> Option<Packet> {
+        loop {
+            let msg = self.socket.next().await?;
+            let Ok(Message::Text(t)) = msg else {
+                match msg {
+                    Ok(Message::Close(_)) | Err(_) => return None,
+                    _ => continue,
+                }
+            };
+            match t.as_str() {
+                "2" => {
+                    let _ = self.socket.send(Message::text("3")).await;
+                }
+                "41" | "1" => return None,
+                t if t.starts_with("42") || t.starts_with("43") => {
+                    return Some(parse_packet(t));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Sends a raw Engine.IO text message (for malformed packets).
+    pub async fn send_raw(&mut self, t: &str) {
+        self.send_text(t.to_owned()).await;
+    }
+
+    /// Waits until the server ends the connection (a close frame, EOF or a reset), answering
+    /// pings; the text messages received before it. Fails after [`WAIT`].
+    pub async fn until_closed(&mut self) -> Vec<String> {
+        let mut texts = Vec::new();
+        loop {
+            let msg = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("the server did not end the connection");
+            match msg {
+                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
+                    let _ = self.socket.send(Message::text("3")).await;
+                }
+                Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
+                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return texts,
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
     async fn send_text(&mut self, t: String) {
         self.socket.send(Message::text(t)).await.expect("send");
     }
@@ -98,19 +146,7 @@ impl Sio {
     /// Next event or ack.
     pub async fn recv(&mut self) -> Packet {
         let t = self.text().await;
-        if let Some(body) = t.strip_prefix("42") {
-            let v: Vec<Value> = serde_json::from_str(body).expect("event array");
-            return Packet::Event(
-                v[0].as_str().unwrap().to_owned(),
-                v.get(1).cloned().unwrap_or(Value::Null),
-            );
-        }
-        if let Some(body) = t.strip_prefix("43") {
-            let at = body.find('[').expect("ack array");
-            let v: Vec<Value> = serde_json::from_str(&body[at..]).unwrap();
-            return Packet::Ack(body[..at].parse().unwrap(), v[0].clone());
-        }
-        panic!("unexpected socket.io packet {t}");
+        parse_packet(&t)
     }
 
     /// Next `event` with its data and its position argument `{channel, offset, epoch}`.
@@ -166,4 +202,21 @@ impl Sio {
             }
         }
     }
+}
+
+/// An event (`42…`) or ack (`43…`) packet of namespace `/`.
+fn parse_packet(t: &str) -> Packet {
+    if let Some(body) = t.strip_prefix("42") {
+        let v: Vec<Value> = serde_json::from_str(body).expect("event array");
+        return Packet::Event(
+            v[0].as_str().unwrap().to_owned(),
+            v.get(1).cloned().unwrap_or(Value::Null),
+        );
+    }
+    if let Some(body) = t.strip_prefix("43") {
+        let at = body.find('[').expect("ack array");
+        let v: Vec<Value> = serde_json::from_str(&body[at..]).unwrap();
+        return Packet::Ack(body[..at].parse().unwrap(), v[0].clone());
+    }
+    panic!("unexpected socket.io packet {t}");
 }

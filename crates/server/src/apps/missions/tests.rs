@@ -55,6 +55,10 @@ fn patch_validation_names_the_field() {
     assert_eq!(err(r#"{"handler_notes":"x"}"#).field(), Some("body"));
     assert_eq!(err(r#"{}"#).field(), Some("body"));
     assert_eq!(err("nope").field(), Some("body"));
+    // Two values for one field: which one a reader sees depends on the reader.
+    let twice = err(r#"{"status":"active","status":"aborted"}"#);
+    assert_eq!(twice.field(), Some("body"));
+    assert_eq!(twice.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let ok = parse_patch(&Bytes::from_static(
         br#"{"status":"compromised","location":"Berlin"}"#,
     ))

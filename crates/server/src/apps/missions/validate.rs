@@ -10,12 +10,48 @@ use crate::http::error::ApiError;
 /// Longest accepted string field.
 pub const MAX_FIELD_CHARS: usize = 200;
 
-/// Parses a JSON object body; anything else is a 422 naming `body`.
+/// Parses a JSON object body; anything else is a 422 naming `body`, and so is an object that
+/// names a field twice.
 fn object_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
+    if let Ok(UniqueKeys(map)) = serde_json::from_slice::<UniqueKeys>(body) {
+        return Ok(map);
+    }
+    // Refused: read it again only to say why.
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(_)) => Err(ApiError::invalid("body", "Body names a field twice")),
         Ok(_) => Err(ApiError::invalid("body", "Body must be a JSON object")),
         Err(_) => Err(ApiError::invalid("body", "Body is not valid JSON")),
+    }
+}
+
+/// A JSON object whose keys are all different. serde_json's `Value` keeps the last of two
+/// `status` keys; a proxy, a WAF or an audit log that reads the first would see another update
+/// than the one applied, so such a body is refused (as serde's derived structs refuse it).
+struct UniqueKeys(Map<String, Value>);
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Keys;
+        impl<'de> serde::de::Visitor<'de> for Keys {
+            type Value = UniqueKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object with unique keys")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<UniqueKeys, A::Error> {
+                let mut map = Map::new();
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    if map.contains_key(&key) {
+                        return Err(serde::de::Error::custom("duplicate key"));
+                    }
+                    map.insert(key, value);
+                }
+                Ok(UniqueKeys(map))
+            }
+        }
+        d.deserialize_map(Keys)
     }
 }
 

@@ -190,9 +190,10 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
     Ok(())
 }
 
-/// The sending end of a socket's ordered event queue, kept in its extensions.
+/// The sending end of a socket's ordered event queue, kept in its extensions, with the
+/// socket's handle: a refusal that cannot be answered ends the socket as a slow consumer.
 #[derive(Clone)]
-struct Inbox(mpsc::Sender<Incoming>);
+struct Inbox(mpsc::Sender<Incoming>, Arc<ConnectionHandle>);
 
 /// An extractor whose only job is a side effect: it queues the event, in arrival order, for
 /// the socket's session. socketioxide runs extractors synchronously as each packet arrives and
@@ -219,7 +220,7 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
             },
             None => None,
         };
-        let Some(Inbox(tx)) = socket.extensions.get::<Inbox>() else {
+        let Some(Inbox(tx, handle)) = socket.extensions.get::<Inbox>() else {
             return Ok(Enqueued);
         };
         if let Err(mpsc::error::TrySendError::Full(incoming)) =
@@ -240,7 +241,10 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
                     .is_ok(),
             };
             if !answered {
+                // Its buffer is full: the client does not read what it asked for. Silence would
+                // leave it waiting on an ack forever; it is a slow consumer.
                 tracing::debug!(conn = %socket.id, "refusal not delivered: socket buffer full");
+                handle.close(CloseCode::SlowConsumer);
             }
         }
         Ok(Enqueued)
@@ -273,7 +277,7 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
         return;
     }
     let (tx, inbox) = mpsc::channel(INBOX);
-    socket.extensions.insert(Inbox(tx));
+    socket.extensions.insert(Inbox(tx, Arc::clone(&handle)));
     socket.on_fallback(|_: Enqueued| async {});
     {
         let handle = Arc::clone(&handle);

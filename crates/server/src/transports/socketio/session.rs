@@ -87,10 +87,21 @@ fn ack_body(reply: &Reply<'_>) -> Value {
 
 /// Answers one event: as its ack when the client passed one, else a refusal as an `error`
 /// event `{event, code, message}` in order with the socket's other deliveries (a success
-/// without an ack needs no answer).
+/// without an ack needs no answer). An ack that does not fit the socket's buffer ends the
+/// socket as a slow consumer: every event is answered, or the socket is disconnected.
 struct SioResponder<'a> {
     event: &'a str,
     ack: Option<AckSender>,
+    handle: &'a ConnectionHandle,
+}
+
+impl SioResponder<'_> {
+    fn send_ack(&self, ack: AckSender, body: &Value) {
+        if ack.send(body).is_err() {
+            tracing::debug!(event = self.event, "ack not delivered: socket buffer full");
+            self.handle.close(CloseCode::SlowConsumer);
+        }
+    }
 }
 
 impl Responder for SioResponder<'_> {
@@ -98,14 +109,14 @@ impl Responder for SioResponder<'_> {
         match outcome {
             Ok(reply) => {
                 if let Some(ack) = self.ack.take() {
-                    let _ = ack.send(&ack_body(&reply));
+                    self.send_ack(ack, &ack_body(&reply));
                 }
                 None
             }
             Err(refusal) => {
                 let code = refusal.code.as_str();
                 if let Some(ack) = self.ack.take() {
-                    let _ = ack.send(&json!({"error": refusal.message, "code": code}));
+                    self.send_ack(ack, &json!({"error": refusal.message, "code": code}));
                     return None;
                 }
                 let data = json!({"event": self.event, "code": code, "message": refusal.message});
@@ -234,7 +245,11 @@ impl SioSession {
     /// Handles one event; false when the socket must end.
     async fn handle_incoming(&mut self, incoming: Incoming, handle: &ConnectionHandle) -> bool {
         let Incoming { event, data, ack } = incoming;
-        let mut out = SioResponder { event: &event, ack };
+        let mut out = SioResponder {
+            event: &event,
+            ack,
+            handle,
+        };
         match self.client.admit() {
             Admission::Allowed => {}
             Admission::Close(code) => {
