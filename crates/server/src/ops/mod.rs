@@ -3,6 +3,9 @@
 //!
 //! - [`health`]: `/healthz`, `/readyz` and the console at `/`.
 //! - [`publish`]: `POST /api/publish`.
+//! - [`client`]: the client API over HTTP for SSE and long-poll clients (publish, presence,
+//!   ack).
 
+pub mod client;
 pub mod health;
 pub mod publish;
