@@ -31,6 +31,8 @@ const DEFAULTS = {
   retryPreferredAfter: 60_000,
 };
 const MAX_TIMER = 2 ** 31 - 1;
+/** Refusals that end in "retry" are temporary ("Subscription temporarily unavailable; retry"). */
+const RETRYABLE = /;\s*retry$/i;
 
 export class Switchboard extends Emitter {
   /**
@@ -339,6 +341,18 @@ export class Switchboard extends Emitter {
     t.subscribe(sub.channel, sub.since);
   }
 
+  /** A refusal the server says is temporary (its broker was unavailable): the same
+   * subscription is sent again after a backoff delay, on the same connection. */
+  _resubscribeLater(t, sub) {
+    sub._retries = (sub._retries ?? 0) + 1;
+    const delay = backoff(sub._retries - 1, this.options.minReconnectDelay, this.options.maxReconnectDelay);
+    this._later(`resubscribe:${sub.channel}`, delay, () => {
+      if (this._t === t && t.opened && this._subs.get(sub.channel) === sub && sub.state === "subscribing") {
+        this._sendSubscribe(sub);
+      }
+    });
+  }
+
   _removeSub(sub) {
     if (this._subs.get(sub.channel) !== sub) return;
     this._subs.delete(sub.channel);
@@ -351,8 +365,10 @@ export class Switchboard extends Emitter {
     const sub = typeof msg.channel === "string" ? this._subs.get(msg.channel) : undefined;
     switch (msg.type) {
       case "subscribed":
+        if (sub) sub._retries = 0;
         return sub?._subscribed(msg);
       case "subscribe_error":
+        if (sub && RETRYABLE.test(msg.error?.message ?? "")) return this._resubscribeLater(t, sub);
         return sub?._failed(new SwitchboardError(msg.error?.message ?? "subscribe refused", { code: msg.error?.code }));
       case "unsubscribed":
         // The server dropped it (a refreshed token no longer allows the channel).

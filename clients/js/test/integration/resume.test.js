@@ -76,6 +76,8 @@ for (const transport of ["websocket", "sse", "poll"]) {
       const sub = sb.subscribe(channel);
       const { got, gaps } = collect(sub);
       const recovered = [];
+      sub.on("error", (e) => console.log(`subscription error: ${e.code} ${e.message}`));
+      sb.on("error", (e) => console.log(`client error: ${e.message}`));
       sub.on("subscribed", (s) => recovered.push(s.recovered));
       sb.connect();
       await next(sub, "subscribed");

@@ -165,3 +165,25 @@ test("user inbox deliveries are acknowledged after the handlers ran", async () =
   assert.deepEqual(ws.last("ack"), { type: "ack", channel: "user:alice", offset: 2 });
   sb.disconnect();
 });
+
+test("a temporary subscribe refusal is retried; a final one fails the subscription", async () => {
+  const sb = new Switchboard("http://x", { ...fast, transports: ["websocket"] });
+  const temp = sb.subscribe("room:t");
+  const denied = sb.subscribe("room:d");
+  const errors = [];
+  denied.on("error", (e) => errors.push(e.message));
+  temp.on("error", (e) => errors.push(`temp: ${e.message}`));
+  sb.connect();
+  await until(() => FakeSocket.latest()?.readyState === 1);
+  const ws = FakeSocket.latest();
+  ws.welcome();
+  const first = ws.sent.filter((m) => m.type === "subscribe");
+  assert.deepEqual(first.map((m) => m.channel), ["room:t", "room:d"]);
+  ws.push({ type: "error", code: "bad_request", message: "Subscription temporarily unavailable; retry", ref: first[0].ref });
+  ws.push({ type: "error", code: "forbidden", message: "Authentication required for this channel", ref: first[1].ref });
+  assert.equal(denied.state, "failed");
+  await until(() => ws.sent.filter((m) => m.type === "subscribe" && m.channel === "room:t").length === 2, 1000, "a retry");
+  assert.equal(ws.sent.filter((m) => m.type === "subscribe" && m.channel === "room:d").length, 1);
+  assert.deepEqual(errors, ["Authentication required for this channel"]);
+  sb.disconnect();
+});
