@@ -94,10 +94,10 @@ export class Switchboard extends Emitter {
     this._setState("disconnected");
   }
 
-  /** Subscribes (or returns the live subscription of) `channel`. */
+  /** Subscribes (or returns the live subscription of) `channel`; a refused one is tried anew. */
   subscribe(channel, { since } = {}) {
     const existing = this._subs.get(channel);
-    if (existing && existing.state !== "unsubscribed") return existing;
+    if (existing && (existing.state === "subscribing" || existing.state === "subscribed")) return existing;
     const sub = new Subscription(channel, since, (s) => this._removeSub(s));
     this._subs.set(channel, sub);
     if (this._t?.opened) this._sendSubscribe(sub);

@@ -173,3 +173,26 @@ test("a token change reconnects with that token (agent view -> hq view)", async 
     () => document.querySelector('[data-testid="connection-status"]').textContent.startsWith("disconnected:"), null, { timeout: 10_000 });
   await page.close();
 });
+
+test("offline and back online: the page says so, reconnects at once and catches up", async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(server.url + "/");
+  await connected(page, "websocket");
+  await page.getByTestId("mission-row-3").waitFor();
+  await context.setOffline(true);
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="connection-status"]').textContent === "disconnected", null, { timeout: 5_000 });
+  // Changed while the page is offline: recovered from history once it is back.
+  const res = await fetch(`${server.url}/missions/3`, {
+    method: "PUT",
+    headers: { "Content-Type": "application/json", Authorization: `Bearer ${hq()}` },
+    body: JSON.stringify({ location: "Reykjavik" }),
+  });
+  assert.equal(res.status, 200);
+  await context.setOffline(false);
+  await connected(page, "websocket");
+  await page.waitForFunction(
+    () => document.querySelector('[data-testid="mission-row-3"]').textContent.includes("Reykjavik"), null, { timeout: 10_000 });
+  await context.close();
+});
