@@ -122,3 +122,24 @@ test("sse and poll: user inbox deliveries are acknowledged over HTTP", async () 
     again.disconnect();
   }
 });
+
+for (const transport of ["sse", "poll"]) {
+  test(`${transport}: getToken before expiry keeps the session connected past the first token's exp`, async () => {
+    let calls = 0;
+    const sb = new Switchboard(server.url, options(transport, {
+      getToken: () => { calls++; return token({ sub: `refresh-${transport}` }, { expiresIn: 3 }); },
+    }));
+    const states = [];
+    sb.on("state", (s) => states.push(s.state));
+    sb.connect();
+    const sub = sb.subscribe(`room:refresh-${transport}`);
+    await next(sub, "subscribed");
+    await until(() => calls >= 2, 8_000, "a second getToken");
+    await new Promise((r) => setTimeout(r, 2500));
+    const note = next(sub, "note");
+    await sb.publish(`room:refresh-${transport}`, "note", { ok: transport });
+    assert.deepEqual(await note, { ok: transport });
+    assert.deepEqual(states, ["connecting", "connected"], "never dropped");
+    sb.disconnect();
+  });
+}
