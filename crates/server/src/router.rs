@@ -17,7 +17,7 @@ use crate::http::error::log_errors;
 use crate::http::origin::OriginPolicy;
 use crate::limits::rest::limit_writes;
 use crate::node::Node;
-use crate::ops::{health, publish};
+use crate::ops::{client, console, health, publish};
 use crate::transports::{poll, socketio, sse, ws};
 
 /// Builds the whole router for a node.
@@ -37,11 +37,16 @@ pub fn router(node: Arc<Node>) -> Router {
         ]);
     let body_limit = node.config.limits.max_message_bytes;
     let mut routes = Router::new()
-        .route("/", get(health::console))
+        .route("/", get(console::page))
+        .route("/console.js", get(console::script))
+        .route("/client/{*path}", get(console::client))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/ws", get(ws::handler))
         .route("/api/publish", post(publish::publish))
+        .route("/api/client/publish", post(client::publish))
+        .route("/api/client/presence/{channel}", get(client::presence))
+        .route("/api/client/ack", post(client::ack))
         // Long-lived by design: no timeout layer may wrap these two.
         .route("/events", get(sse::handler))
         .route("/poll", get(poll::handler));

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use serde_json::value::RawValue;
+use switchboard_core::auth::Identity;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::protocol::valid_event_name;
 use switchboard_core::publication::PublicationData;
@@ -10,6 +11,49 @@ use switchboard_core::refusal::Refusal;
 
 use super::client::Client;
 use super::request::{Reply, Responder};
+use crate::node::Node;
+
+/// Why a client may not publish `event` on `channel`, if it may not: the one rule for a client
+/// publication, shared by the WebSocket `publish` message and `POST /api/client/publish` (the
+/// SSE and long-poll clients' way to publish), so both transports allow exactly the same.
+/// `conn` is the connection id (empty for an HTTP caller, which has no `conn:` channel).
+pub fn publish_refusal(
+    node: &Node,
+    identity: &Identity,
+    conn: &str,
+    channel: &ChannelName,
+    event: &str,
+) -> Option<Refusal> {
+    if !valid_event_name(event) {
+        return Some(Refusal::invalid_event_name());
+    }
+    if !node.config.namespace(channel.namespace()).allow_publish
+        || !node.can_read(identity, conn, channel)
+    {
+        return Some(Refusal::publish_not_allowed());
+    }
+    if node.apps.is_reserved(event) {
+        return Some(Refusal::reserved_event());
+    }
+    None
+}
+
+/// Why a client may not list `channel`'s presence, if it may not (shared with
+/// `GET /api/client/presence/{channel}` like [`publish_refusal`]).
+pub fn presence_refusal(
+    node: &Node,
+    identity: &Identity,
+    conn: &str,
+    channel: &ChannelName,
+) -> Option<Refusal> {
+    if !node.can_read(identity, conn, channel) {
+        return Some(Refusal::forbidden_channel(identity.is_authenticated()));
+    }
+    if !node.config.namespace(channel.namespace()).presence {
+        return Some(Refusal::presence_disabled());
+    }
+    None
+}
 
 impl Client {
     /// `publish`: a valid, unreserved event on a readable channel whose namespace allows
@@ -21,15 +65,9 @@ impl Client {
         data: Box<RawValue>,
         out: &mut dyn Responder,
     ) {
-        if !valid_event_name(event) {
-            return self.refuse(out, Refusal::invalid_event_name()).await;
-        }
         let node = Arc::clone(self.node());
-        if !node.config.namespace(channel.namespace()).allow_publish || !self.may_read(&channel) {
-            return self.refuse(out, Refusal::publish_not_allowed()).await;
-        }
-        if node.apps.is_reserved(event) {
-            return self.refuse(out, Refusal::reserved_event()).await;
+        if let Some(refusal) = publish_refusal(&node, self.identity(), self.id(), &channel, event) {
+            return self.refuse(out, refusal).await;
         }
         let data = PublicationData::Shared(Arc::from(data));
         let outcome = match node.publish(&channel, event, data).await {
@@ -48,12 +86,8 @@ impl Client {
 
     /// `presence`: the members of a readable channel whose namespace keeps presence.
     pub(super) async fn presence(&mut self, channel: ChannelName, out: &mut dyn Responder) {
-        if !self.may_read(&channel) {
-            let refusal = Refusal::forbidden_channel(self.identity().is_authenticated());
+        if let Some(refusal) = presence_refusal(self.node(), self.identity(), self.id(), &channel) {
             return self.refuse(out, refusal).await;
-        }
-        if !self.node().config.namespace(channel.namespace()).presence {
-            return self.refuse(out, Refusal::presence_disabled()).await;
         }
         let members = self.node().presence(&channel);
         let reply = Reply::Presence {

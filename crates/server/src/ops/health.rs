@@ -1,10 +1,10 @@
-//! Liveness, readiness and the demo console.
+//! Liveness and readiness.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::response::IntoResponse;
 
 use crate::node::Node;
 
@@ -26,9 +26,4 @@ pub async fn readyz(State(node): State<Arc<Node>>) -> impl IntoResponse {
         status,
         axum::Json(serde_json::json!({"ready": store && broker, "store": store, "broker": broker})),
     )
-}
-
-/// The demo console.
-pub async fn console() -> Html<&'static str> {
-    Html(include_str!("../web/index.html"))
 }
