@@ -17,9 +17,15 @@ use switchboard_core::hub::Hub;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::accept;
+use crate::apps;
 use crate::config::Config;
+use crate::demo;
+use crate::node;
 use crate::node::{Apps, Node, PRESENCE_EVENTS, Parts};
-use crate::{accept, apps, demo, node, router, tls, transports};
+use crate::router;
+use crate::tls;
+use crate::transports;
 
 /// How long an idle memory-broker channel keeps its stream (offsets and epoch) once its history
 /// has expired; after that it starts again at offset 0 with a new epoch (docs/reliability.md).
