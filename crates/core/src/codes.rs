@@ -222,6 +222,7 @@ mod tests {
         use Reconnect::{AfterNewToken, No, Yes};
         let classes = [
             (CloseCode::Normal, No),
+            (CloseCode::HeartbeatTimeout, Yes),
             (CloseCode::MessageTooBig, Yes),
             (CloseCode::Restarting, Yes),
             (CloseCode::AuthRequired, No),

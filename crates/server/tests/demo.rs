@@ -270,3 +270,19 @@ async fn a_taken_port_and_an_unusable_data_dir_name_what_to_change() {
     assert!(!text.contains(BANNER), "{text}");
     assert!(text.contains("--data-dir"), "{text}");
 }
+
+#[tokio::test]
+async fn an_unreachable_broker_stops_before_the_banner_with_its_cause_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (out, text) = run_to_exit(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()],
+        &[("SWITCHBOARD_BROKER__URL", "redis://127.0.0.1:1")],
+    )
+    .await;
+    assert!(!out.status.success(), "{text}");
+    assert!(!text.contains(BANNER), "banner before the broker answered:\n{text}");
+    assert!(text.contains("broker.url"), "{text}");
+    assert!(text.to_lowercase().contains("refused"), "the cause is named:\n{text}");
+}
