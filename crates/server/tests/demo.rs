@@ -277,12 +277,23 @@ async fn an_unreachable_broker_stops_before_the_banner_with_its_cause_and_key() 
     let data = dir.path().join("data");
     let (out, text) = run_to_exit(
         dir.path(),
-        &["--listen", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ],
         &[("SWITCHBOARD_BROKER__URL", "redis://127.0.0.1:1")],
     )
     .await;
     assert!(!out.status.success(), "{text}");
-    assert!(!text.contains(BANNER), "banner before the broker answered:\n{text}");
+    assert!(
+        !text.contains(BANNER),
+        "banner before the broker answered:\n{text}"
+    );
     assert!(text.contains("broker.url"), "{text}");
-    assert!(text.to_lowercase().contains("refused"), "the cause is named:\n{text}");
+    assert!(
+        text.to_lowercase().contains("refused"),
+        "the cause is named:\n{text}"
+    );
 }
