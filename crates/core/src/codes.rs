@@ -10,7 +10,7 @@
 //! | codes | class | [`Reconnect`] |
 //! |---|---|---|
 //! | 1000 | normal closure: the session is over | `No` |
-//! | 1001–2999 | standard WebSocket codes (1006 abnormal, 1009 too big, 1012 restarting) | `Yes` |
+//! | 1001–2999 | standard WebSocket codes (1001 heartbeat timeout, 1006 abnormal, 1009 too big, 1012 restarting) | `Yes` |
 //! | 4000–4003 | authentication refused (4001 required, 4002 invalid) | `No` |
 //! | 4004–4007 | credentials expired (4004) | `AfterNewToken` |
 //! | 4008–4009 | load shedding (4008 rate limited, 4009 slow consumer) | `Yes` |
@@ -22,6 +22,9 @@
 pub enum CloseCode {
     /// 1000: normal closure.
     Normal,
+    /// 1001: the client answered no ping within `heartbeat.timeout_ms`; the server counts the
+    /// connection as dead. A client that sees it (its network came back) reconnects.
+    HeartbeatTimeout,
     /// 1009: a client message was larger than `limits.max_message_bytes`.
     MessageTooBig,
     /// 1012: the server is restarting; reconnect (to another node).
@@ -75,8 +78,9 @@ pub fn reconnect_policy(code: u16) -> Reconnect {
 impl CloseCode {
     /// Every catalogue entry, in numeric order (for tests, documentation and clients that map
     /// a number back to an entry).
-    pub const ALL: [CloseCode; 10] = [
+    pub const ALL: [CloseCode; 11] = [
         Self::Normal,
+        Self::HeartbeatTimeout,
         Self::MessageTooBig,
         Self::Restarting,
         Self::AuthRequired,
@@ -97,6 +101,7 @@ impl CloseCode {
     pub fn code(self) -> u16 {
         match self {
             Self::Normal => 1000,
+            Self::HeartbeatTimeout => 1001,
             Self::MessageTooBig => 1009,
             Self::Restarting => 1012,
             Self::AuthRequired => 4001,
@@ -113,6 +118,7 @@ impl CloseCode {
     pub fn reason(self) -> &'static str {
         match self {
             Self::Normal => "Normal closure",
+            Self::HeartbeatTimeout => "Heartbeat timeout",
             Self::MessageTooBig => "Message too big",
             Self::Restarting => "Server restarting",
             Self::AuthRequired => "Authentication required",
@@ -216,6 +222,7 @@ mod tests {
         use Reconnect::{AfterNewToken, No, Yes};
         let classes = [
             (CloseCode::Normal, No),
+            (CloseCode::HeartbeatTimeout, Yes),
             (CloseCode::MessageTooBig, Yes),
             (CloseCode::Restarting, Yes),
             (CloseCode::AuthRequired, No),

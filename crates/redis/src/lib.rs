@@ -109,6 +109,25 @@ async fn bounded<T>(
     }
 }
 
+/// Connects to `url` once and sends `PING`, to name why a broker is not ready (connection
+/// refused, wrong password, unknown host) when the broker itself only reports "not ready".
+/// `Ok` for a URL that is not `redis://…`.
+pub async fn probe(url: &str) -> Result<(), String> {
+    if !url.starts_with("redis://") {
+        return Ok(());
+    }
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let attempt = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    match tokio::time::timeout(OP_TIMEOUT, attempt).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} s", OP_TIMEOUT.as_secs())),
+    }
+}
+
 impl RedisBroker {
     /// A broker delivering to `hub`. Connects lazily: a Redis that is down at start makes the
     /// node not ready (and publishes fail) until it comes up, rather than refusing to start.

@@ -4,9 +4,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use switchboard::cli::{Cli, Command, generate_secret, mint};
+use switchboard::cli::{Cli, Command, mint};
 use switchboard::config::{Config, Overrides};
-use switchboard_core::auth::Role;
+use switchboard::demo;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -25,43 +25,54 @@ async fn main() -> ExitCode {
     };
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&mut config).await,
-        Command::Token(args) => {
-            if config.auth.jwt_secret.is_empty() {
-                eprintln!(
-                    "switchboard: auth.jwt_secret is not set; set it in switchboard.toml or SWITCHBOARD_AUTH__JWT_SECRET"
-                );
-                return ExitCode::from(2);
-            }
-            match mint(
-                &config.auth.jwt_secret,
-                &args.sub,
-                args.role,
-                args.channels,
-                args.ttl,
-            ) {
-                Ok(token) => {
-                    println!("{token}");
-                    ExitCode::SUCCESS
+        Command::Token(args) => token(&config, args),
+        Command::Migrate => match switchboard_store::open_migrated(&config.store.url).await {
+            Ok((_, applied)) => {
+                let url = switchboard_store::redact_url(&config.store.url);
+                if applied == 0 {
+                    println!("{url} is up to date: nothing to apply");
+                } else {
+                    println!("applied {applied} migration(s) to {url}");
                 }
-                Err(e) => {
-                    eprintln!("switchboard: could not sign token: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Command::Migrate => match switchboard_store::open(&config.store.url).await {
-            Ok(_) => {
-                println!(
-                    "migrations applied to {}",
-                    switchboard_store::redact_url(&config.store.url)
-                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                eprintln!("switchboard: {e}");
+                eprintln!("switchboard: {e}; check store.url (SWITCHBOARD_STORE__URL)");
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// `switchboard token`: signs with `auth.jwt_secret`, or, when none is configured, with the
+/// demo's secret from the data dir (the one `serve` uses then), so tokens minted here work
+/// against the demo.
+fn token(config: &Config, args: switchboard::cli::TokenArgs) -> ExitCode {
+    let secret = if !config.auth.jwt_secret.is_empty() {
+        config.auth.jwt_secret.clone()
+    } else if config.auth.public_key_file.is_some() {
+        eprintln!(
+            "switchboard: auth.jwt_secret is not set: this server verifies tokens with auth.public_key_file, so sign them with its private key, or set auth.jwt_secret (SWITCHBOARD_AUTH__JWT_SECRET)"
+        );
+        return ExitCode::from(2);
+    } else {
+        match demo::secret_for_tokens(&config.data_dir) {
+            Ok(secret) => secret,
+            Err(e) => {
+                eprintln!("switchboard: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    };
+    match mint(&secret, &args.sub, args.role, args.channels, args.ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("switchboard: could not sign token: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -83,7 +94,14 @@ const LOG_CAPS: [(&str, tracing::Level); 9] = [
     ("h2", tracing::Level::INFO),
 ];
 
-/// `RUST_LOG` (default `info`), with [`LOG_CAPS`] applied on top at every level.
+/// Whether log lines get ANSI colours: only when stderr is a terminal and `NO_COLOR` is unset
+/// or empty (<https://no-color.org>), so files, pipes and CI logs stay plain text.
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// `RUST_LOG` (default `info`), with [`LOG_CAPS`] applied on top at every level; to stderr.
 fn init_logging() {
     use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
@@ -100,24 +118,51 @@ fn init_logging() {
         .with(
             tracing_subscriber::fmt::layer()
                 .with_writer(std::io::stderr)
+                .with_ansi(colours())
                 .with_filter(requested.and(caps)),
         )
         .init();
 }
 
+/// How long the store and the broker get to become reachable before start-up gives up.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("switchboard: {e}");
+    ExitCode::FAILURE
+}
+
+/// Opens the store and the broker, waits until they answer, binds, and only then prints the
+/// banner (so a printed banner means `/readyz` answers 200), the demo tokens, and serves.
 async fn serve(config: &mut Config) -> ExitCode {
-    let generated = config.auth.jwt_secret.is_empty() && config.auth.public_key_file.is_none();
-    if generated {
-        config.auth.jwt_secret = generate_secret();
+    let is_demo = config.auth.jwt_secret.is_empty() && config.auth.public_key_file.is_none();
+    if is_demo {
+        match demo::load_or_create_secret(&config.data_dir) {
+            Ok(secret) => config.auth.jwt_secret = secret,
+            Err(e) => return fail(e),
+        }
+    }
+    config.demo.pipeline.get_or_insert(is_demo);
+    let prepared = match switchboard::prepare(config.clone()).await {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if let Err(e) = prepared.wait_ready(READY_WITHIN).await {
+        return fail(e);
     }
     let listener = match tokio::net::TcpListener::bind(config.listen).await {
         Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "switchboard: cannot listen on {} (listen): {e}",
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            return fail(format_args!(
+                "cannot listen on {}: the address is in use (another Switchboard?); stop that process or pick another address with --listen (listen), e.g. --listen 127.0.0.1:3001",
                 config.listen
-            );
-            return ExitCode::FAILURE;
+            ));
+        }
+        Err(e) => {
+            return fail(format_args!(
+                "cannot listen on {}: {e}; pick another address with --listen (listen)",
+                config.listen
+            ));
         }
     };
     let addr = listener.local_addr().unwrap_or(config.listen);
@@ -129,38 +174,48 @@ async fn serve(config: &mut Config) -> ExitCode {
     println!("Switchboard is listening on {http}://{addr}/");
     println!("  dashboard:  {http}://{addr}/");
     println!("  websocket:  {ws}://{addr}/ws");
-    if generated {
-        let day = Duration::from_secs(86_400);
-        let demo = [
-            (
-                "hq",
-                "hq-demo",
-                Role::Hq,
-                vec!["city:*".to_owned(), "missions:*".to_owned()],
-            ),
-            ("agent", "agent-007", Role::Agent, vec!["city:*".to_owned()]),
-            ("pipeline", "pipeline-demo", Role::Pipeline, vec![]),
-        ];
-        println!(
-            "No auth.jwt_secret configured: generated one for this run. Demo tokens (valid 24 h, until restart):"
-        );
-        for (label, sub, role, channels) in demo {
-            match mint(&config.auth.jwt_secret, sub, role, channels, day) {
-                Ok(t) => println!("  {label:<9} {t}"),
-                Err(e) => eprintln!("switchboard: could not sign the {label} token: {e}"),
-            }
-        }
-        println!(
-            "Try: curl -X PUT http://{addr}/missions/1 -H \"Authorization: Bearer <hq token>\" -H 'Content-Type: application/json' -d '{{\"status\":\"compromised\",\"location\":\"Berlin\"}}'"
-        );
+    if is_demo && let Err(e) = print_demo_tokens(config, http, addr) {
+        return fail(e);
     }
-    match switchboard::serve(config.clone(), listener, shutdown_signal()).await {
+    match prepared.run(listener, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("switchboard: {e}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
+}
+
+/// The demo's tokens as `export` lines, also written to `data/demo-tokens.env`.
+fn print_demo_tokens(
+    config: &Config,
+    http: &str,
+    addr: std::net::SocketAddr,
+) -> Result<(), demo::DemoError> {
+    let tokens = demo::tokens(&config.auth.jwt_secret)?;
+    let file = demo::write_tokens_file(&config.data_dir, &tokens)?;
+    println!(
+        "No auth.jwt_secret configured: running the demo on the secret kept in {} (tokens survive restarts).",
+        demo::secret_path(&config.data_dir).display()
+    );
+    println!(
+        "Demo tokens (valid 24 h), paste these lines or load them with: . {}",
+        file.display()
+    );
+    for t in &tokens {
+        println!("  export {}={}", t.var, t.token);
+    }
+    for t in &tokens {
+        println!("  # {:<9} {}", t.var, t.about);
+    }
+    if config.demo.pipeline == Some(true) {
+        println!(
+            "Demo pipeline: posting metrics for {} every {} ms (demo.pipeline = false turns it off).",
+            demo::pipeline::DEMO_CITIES.join(", "),
+            config.demo.interval_ms
+        );
+    }
+    println!(
+        "Try: curl -X PUT {http}://{addr}/missions/1 -H \"Authorization: Bearer $HQ\" -H 'Content-Type: application/json' -d '{{\"status\":\"compromised\",\"location\":\"Berlin\"}}'"
+    );
+    Ok(())
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -13,7 +13,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::http::error::log_errors;
+use crate::http::error::{json_errors, log_errors, no_route};
 use crate::http::origin::OriginPolicy;
 use crate::limits::rest::limit_writes;
 use crate::node::Node;
@@ -54,11 +54,13 @@ pub fn router(node: Arc<Node>) -> Router {
         routes = routes.merge(app.routes());
     }
     routes
+        .fallback(no_route)
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&node),
             rest_limits,
         ))
         .layer(axum::middleware::from_fn(log_errors))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(DefaultBodyLimit::max(body_limit))
         // Socket.IO lives beside the routes (it answers `/socket.io/…` itself); the Origin
         // guard runs before it, CORS outermost (polling from allowed browser origins).

@@ -37,9 +37,19 @@ pub enum TlsError {
         /// Why.
         reason: String,
     },
-    /// Certificate and key do not form a usable configuration (e.g. they do not match).
-    #[error("tls: the certificate and key cannot be used together: {0}")]
-    Config(String),
+    /// Certificate and key do not form a usable configuration (e.g. the key belongs to another
+    /// certificate): both settings are named, since either file may be the wrong one.
+    #[error(
+        "tls.cert ({cert}) and tls.key ({key}) cannot be used together: {reason}; check that the key belongs to the certificate"
+    )]
+    Config {
+        /// The certificate file.
+        cert: String,
+        /// The key file.
+        key: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Builds the acceptor from PEM files. HTTP/1.1 only (WebSocket upgrades need it).
@@ -56,14 +66,18 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
             reason: "no certificate in the file".into(),
         });
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
         path: key.display().to_string(),
         reason: e.to_string(),
     })?;
     let mut config = ServerConfig::builder()
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .with_single_cert(certs, key_der)
+        .map_err(|e| TlsError::Config {
+            cert: cert.display().to_string(),
+            key: key.display().to_string(),
+            reason: e.to_string(),
+        })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

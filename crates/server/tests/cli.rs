@@ -81,6 +81,19 @@ fn bad_config_names_the_key() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("missing.toml"));
+
+    // A typo is refused with the nearest known key, not silently ignored.
+    std::fs::write(
+        dir.path().join("switchboard.toml"),
+        "lisen = \"127.0.0.1:3999\"\n",
+    )
+    .unwrap();
+    let out = cmd(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown key `lisen`"), "{err}");
+    assert!(err.contains("did you mean `listen`?"), "{err}");
+    assert!(!err.contains("default."), "{err}");
 }
 
 #[test]
@@ -96,6 +109,19 @@ fn migrate_creates_the_database() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(dir.path().join("d/switchboard.db").exists());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("applied"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Run again: it says there was nothing to apply.
+    let out = cmd(dir.path())
+        .args(["--data-dir", "d", "migrate"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("nothing to apply"), "{said}");
 }
 
 #[test]
@@ -121,7 +147,7 @@ fn serve_prints_url_and_working_demo_tokens() {
     while Instant::now() < deadline
         && !lines
             .iter()
-            .any(|l: &String| l.trim_start().starts_with("pipeline"))
+            .any(|l: &String| l.trim_start().starts_with("Try:"))
     {
         if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
             lines.push(l);
@@ -131,18 +157,17 @@ fn serve_prints_url_and_working_demo_tokens() {
         .iter()
         .find_map(|l| l.strip_prefix("Switchboard is listening on "))
         .map(str::to_owned);
-    let demo_token = |role: &str| {
+    let demo_token = |var: &str| {
         lines.iter().find_map(|l| {
             l.trim_start()
-                .strip_prefix(role)
-                .filter(|t| t.starts_with(' '))
+                .strip_prefix(&format!("export {var}="))
                 .map(|t| t.trim().to_owned())
         })
     };
     let (hq, agent, pipeline) = (
-        demo_token("hq"),
-        demo_token("agent"),
-        demo_token("pipeline"),
+        demo_token("HQ"),
+        demo_token("AGENT"),
+        demo_token("PIPELINE"),
     );
     let result = (|| {
         let url = url.ok_or("no URL printed")?;

@@ -175,4 +175,11 @@ fn bad_tls_settings_name_the_key() {
     c.tls.cert = Some(pki.dir.path().join("cert.pem"));
     c.tls.key = Some(pki.dir.path().join("cert.pem")); // a certificate is not a key
     assert!(c.finish().unwrap_err().to_string().contains("tls.key"));
+    // A key that belongs to another certificate: the message names both settings.
+    let other = self_signed();
+    let mut c = switchboard::Config::default();
+    c.tls.cert = Some(pki.dir.path().join("cert.pem"));
+    c.tls.key = Some(other.dir.path().join("key.pem"));
+    let e = c.finish().unwrap_err().to_string();
+    assert!(e.contains("tls.cert") && e.contains("tls.key"), "{e}");
 }

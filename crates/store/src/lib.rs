@@ -115,14 +115,20 @@ pub trait Store: Send + Sync + 'static {
 /// Opens and migrates the store a URL names: `sqlite://PATH` (created if missing) or
 /// `postgres://…`.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    Ok(open_migrated(url).await?.0)
+}
+
+/// [`open`], also saying how many migrations it applied (0: the schema was up to date), for
+/// `switchboard migrate` to report.
+pub async fn open_migrated(url: &str) -> Result<(std::sync::Arc<dyn Store>, usize), StoreError> {
     if url.starts_with("sqlite:") {
         let store = SqliteStore::open(url).await?;
-        store.migrate().await?;
-        Ok(std::sync::Arc::new(store))
+        let applied = store.migrate().await?;
+        Ok((std::sync::Arc::new(store), applied))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let store = PostgresStore::open(url).await?;
-        store.migrate().await?;
-        Ok(std::sync::Arc::new(store))
+        let applied = store.migrate().await?;
+        Ok((std::sync::Arc::new(store), applied))
     } else {
         Err(StoreError::UnsupportedUrl(redact_url(url)))
     }

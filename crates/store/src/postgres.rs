@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
-use sqlx::{Postgres, Transaction};
+use sqlx::{ConnectOptions, Connection, Postgres, Transaction};
 use tokio::sync::mpsc;
 
 use crate::body::Dialect;
@@ -41,6 +41,24 @@ impl PostgresStore {
         options: PgConnectOptions,
         url_for_errors: &str,
     ) -> Result<Self, StoreError> {
+        // The pool retries until its acquire timeout and then says only "pool timed out"; one
+        // direct connection first names the real cause (refused, unknown database, password).
+        let open_err = |source| StoreError::Open {
+            url: crate::redact_url(url_for_errors),
+            source,
+        };
+        match tokio::time::timeout(Duration::from_secs(5), options.connect()).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+            Ok(Err(source)) => return Err(open_err(source)),
+            Err(_) => {
+                return Err(open_err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no answer within 5 s",
+                ))));
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -54,10 +72,19 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies pending migrations; returns how many were applied (0: it was up to date).
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = self.applied_migrations().await;
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        Ok(self.applied_migrations().await.saturating_sub(before))
+    }
+
+    /// How many migrations the database has recorded (0 before the first).
+    async fn applied_migrations(&self) -> usize {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
 
     /// The connection pool (change capture listens and claims through it).

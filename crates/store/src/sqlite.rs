@@ -63,10 +63,19 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    /// Applies pending migrations.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
+    /// Applies pending migrations; returns how many were applied (0: it was up to date).
+    pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let before = self.applied_migrations().await;
         MIGRATOR.run(&self.pool).await?;
-        Ok(())
+        Ok(self.applied_migrations().await.saturating_sub(before))
+    }
+
+    /// How many migrations the database has recorded (0 before the first).
+    async fn applied_migrations(&self) -> usize {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0))
     }
 }
 

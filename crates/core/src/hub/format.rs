@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::protocol::{MESSAGE_TYPES, encode_delivery};
 use crate::publication::{Audience, Publication};
-use crate::socketio::encode_publication_args;
+use crate::socketio::{encode_event_args, encode_publication_args};
 
 /// Whether `event` is a name no publication may carry, whoever publishes it: a native protocol
 /// message type ([`MESSAGE_TYPES`]), one of the SSE stream's own events
@@ -49,6 +49,20 @@ impl WireFormat {
                 publication.channel.as_str(),
                 publication.offset,
                 &publication.epoch,
+            )),
+        }
+    }
+
+    /// Encodes a transient publication (a typing indicator, a join notice): as
+    /// [`encode`](Self::encode), except that Socket.IO gets no position argument — a transient
+    /// notice has no offset of its own, and a client that records positions from that argument
+    /// would otherwise resume from it.
+    pub fn encode_transient(self, publication: &Publication, audience: Audience) -> Bytes {
+        match self {
+            Self::Native => self.encode(publication, audience),
+            Self::SocketIo => Bytes::from(encode_event_args(
+                &publication.event,
+                publication.data.for_audience(audience),
             )),
         }
     }

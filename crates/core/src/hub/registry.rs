@@ -184,7 +184,11 @@ impl Hub {
                     Arc::new(Encoded {
                         channel: publication.channel.clone(),
                         offset: publication.offset,
-                        frame: conn.format.encode(publication, audience),
+                        frame: if transient {
+                            conn.format.encode_transient(publication, audience)
+                        } else {
+                            conn.format.encode(publication, audience)
+                        },
                     })
                 })
                 .clone();

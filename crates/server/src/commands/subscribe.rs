@@ -107,21 +107,10 @@ impl Client {
     /// after the subscription is live, so the notice already includes any update that raced
     /// with the join.
     async fn send_notice(&self, channel: &ChannelName, out: &mut dyn Responder) {
-        let node = self.node();
-        for app in node.apps.iter() {
-            match app.on_join(node, channel).await {
-                Ok(Some(notice)) => {
-                    if let Some(frame) = out.notice(channel, &notice) {
-                        self.queue(frame).await;
-                    }
-                    return;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(conn = %self.id(), channel = %channel, app = app.name(), error = %e, "join notice failed");
-                    return;
-                }
-            }
+        if let Some(notice) = self.node().join_notice(channel).await
+            && let Some(frame) = out.notice(channel, &notice)
+        {
+            self.queue(frame).await;
         }
     }
 

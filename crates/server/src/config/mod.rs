@@ -11,13 +11,16 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod keys;
 mod sections;
 mod validate;
 
 pub use sections::*;
 
-/// The whole configuration (SPEC §8).
+/// The whole configuration (SPEC §8). Unknown keys are refused (with the nearest known key
+/// suggested), so a typo never silently leaves a default in place.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -51,6 +54,8 @@ pub struct Config {
     pub sse: SseConfig,
     /// `[namespaces.<name>]`: per-namespace settings; see [`NamespaceConfig`].
     pub namespaces: BTreeMap<String, NamespaceConfig>,
+    /// `[demo]`: the demo city pipeline.
+    pub demo: DemoConfig,
 }
 
 impl Default for Config {
@@ -125,6 +130,10 @@ impl Default for Config {
                 ("conn".into(), ns(100, 300, false, false)),
                 ("user".into(), ns(1000, 86_400, false, false)),
             ]),
+            demo: DemoConfig {
+                pipeline: None,
+                interval_ms: 3_000,
+            },
         }
     }
 }
@@ -141,9 +150,11 @@ pub struct Overrides {
 /// A configuration problem, naming the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file, an environment variable or a value could not be read.
+    /// The file, an environment variable or a value could not be read: every problem found,
+    /// one a line, each naming its key (without figment's profile prefix) and where it came
+    /// from; an unknown key comes with the nearest known one.
     #[error("configuration error: {0}")]
-    Load(#[from] Box<figment::Error>),
+    Load(String),
     /// A value was read but is not acceptable.
     #[error("configuration error: {key}: {message}")]
     Invalid {
@@ -183,7 +194,9 @@ impl Config {
         if let Some(dir) = &overrides.data_dir {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
-        let mut config: Config = figment.extract().map_err(Box::new)?;
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(keys::describe(e)))?;
         config.finish()?;
         Ok(config)
     }

@@ -9,6 +9,7 @@ use switchboard_core::broker::HistoryPolicy;
 
 /// `[store]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://PATH` or `postgres://…`; empty means `sqlite://<data_dir>/switchboard.db`.
     pub url: String,
@@ -16,6 +17,7 @@ pub struct StoreConfig {
 
 /// `[broker]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
     /// `memory` (one process) or `redis://…` (several nodes share channels).
     pub url: String,
@@ -25,6 +27,7 @@ pub struct BrokerConfig {
 
 /// `[auth]`.
 #[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// HS256 secret. Empty (and no public key): `serve` generates one and prints demo tokens.
     pub jwt_secret: String,
@@ -57,6 +60,7 @@ impl std::fmt::Debug for AuthConfig {
 
 /// `[security]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// Origins allowed for WebSocket handshakes and CORS; `"*"` allows any. Requests without an
     /// Origin header, and same-origin requests, are always allowed.
@@ -65,6 +69,7 @@ pub struct SecurityConfig {
 
 /// `[limits]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Largest client message (WebSocket frame or REST body); bigger ones close with 1009 / 413.
     pub max_message_bytes: usize,
@@ -93,6 +98,7 @@ pub struct LimitsConfig {
 /// `[http]`: timeouts of the HTTP server itself. Long-lived streams (WebSocket, SSE, long-poll)
 /// are not subject to them once their response has started; they have their own heartbeats.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// Time to receive a complete request head, counted from the connection's opening or from
     /// the end of the previous response: also the idle timeout of a keep-alive connection.
@@ -107,6 +113,7 @@ pub struct HttpConfig {
 
 /// `[heartbeat]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HeartbeatConfig {
     /// WebSocket ping interval.
     pub interval_ms: u64,
@@ -116,6 +123,7 @@ pub struct HeartbeatConfig {
 
 /// `[payments]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentsConfig {
     /// How long "processing" takes.
     pub processing_delay_ms: u64,
@@ -125,6 +133,7 @@ pub struct PaymentsConfig {
 
 /// `[cities]`.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct CitiesConfig {
     /// `[[cities.alerts]]` rules.
     pub alerts: Vec<AlertRule>,
@@ -132,6 +141,7 @@ pub struct CitiesConfig {
 
 /// One alert rule: publish an alert when `metric` goes above `above`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlertRule {
     pub metric: String,
     pub above: f64,
@@ -140,6 +150,7 @@ pub struct AlertRule {
 
 /// `[tls]`: both set, the server speaks TLS (rustls); both unset, plain HTTP.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM certificate chain.
     pub cert: Option<PathBuf>,
@@ -149,6 +160,7 @@ pub struct TlsConfig {
 
 /// `[inbox]`: the durable `user:<sub>` channels.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InboxConfig {
     /// How long an unacknowledged publication is kept and redelivered, in seconds.
     pub ttl_secs: u64,
@@ -156,6 +168,7 @@ pub struct InboxConfig {
 
 /// `[shutdown]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShutdownConfig {
     /// How long in-flight work may take after SIGTERM/SIGINT.
     pub grace_ms: u64,
@@ -163,6 +176,7 @@ pub struct ShutdownConfig {
 
 /// `[sse]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SseConfig {
     /// Interval of the `: ping` comment that keeps idle streams (and proxies) alive.
     pub heartbeat_ms: u64,
@@ -170,9 +184,22 @@ pub struct SseConfig {
     pub retry_ms: u64,
 }
 
+/// `[demo]`: the demo pipeline that keeps the city dashboards alive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    /// Whether the demo pipeline runs: it seeds the demo cities that have no snapshot yet, then
+    /// posts plausible metrics for them every `interval_ms` (now and then above an alert rule).
+    /// Unset: on when the server runs on its generated secret (no `auth.jwt_secret` or
+    /// `auth.public_key_file` configured), off otherwise. `serve` resolves it before start.
+    pub pipeline: Option<bool>,
+    /// Time between two rounds of the demo pipeline.
+    pub interval_ms: u64,
+}
+
 /// Settings of one namespace.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct NamespaceConfig {
     /// Publications kept for recovery.
     pub history_size: usize,

@@ -94,3 +94,63 @@ fn scale_out_urls_are_accepted_and_tls_redis_is_refused() {
     c.store.url = "mysql://x".into();
     assert!(c.finish().unwrap_err().to_string().contains("store.url"));
 }
+
+#[test]
+fn unknown_keys_are_refused_with_the_nearest_known_one() {
+    figment::Jail::expect_with(|jail| {
+        let load = |file: &str| {
+            Config::load(Some(Path::new(file)), &Overrides::default())
+                .unwrap_err()
+                .to_string()
+        };
+        jail.create_file("a.toml", "lisen = \"127.0.0.1:4000\"\n")?;
+        let e = load("a.toml");
+        assert!(e.contains("unknown key `lisen`"), "{e}");
+        assert!(e.contains("did you mean `listen`?"), "{e}");
+        assert!(e.contains("a.toml"), "{e}");
+        jail.create_file("b.toml", "[securty]\nallowed_origins = [\"*\"]\n")?;
+        let e = load("b.toml");
+        assert!(e.contains("did you mean `security`?"), "{e}");
+        jail.create_file("c.toml", "[heartbeat]\ninterval_msec = 1000\n")?;
+        let e = load("c.toml");
+        assert!(e.contains("unknown key `heartbeat.interval_msec`"), "{e}");
+        assert!(e.contains("did you mean `heartbeat.interval_ms`?"), "{e}");
+        jail.create_file("d.toml", "[namespaces.room]\nhistory_sise = 5\n")?;
+        let e = load("d.toml");
+        assert!(
+            e.contains("did you mean `namespaces.room.history_size`?"),
+            "{e}"
+        );
+        jail.create_file(
+            "e.toml",
+            "[[cities.alerts]]\nmetric = \"x\"\nabove = 1\nseverity = \"low\"\ncolour = 2\n",
+        )?;
+        let e = load("e.toml");
+        assert!(e.contains("colour") && e.contains("known keys here"), "{e}");
+        for e in [load("a.toml"), load("c.toml"), load("e.toml")] {
+            assert!(!e.contains("default."), "{e}");
+        }
+        jail.set_env("SWITCHBOARD_HEARTBEAT__INTERVAL_MSEC", "1000");
+        let e = Config::load(None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("SWITCHBOARD_HEARTBEAT__INTERVAL_MSEC"), "{e}");
+        assert!(e.contains("did you mean `heartbeat.interval_ms`"), "{e}");
+        assert!(e.contains("SWITCHBOARD_HEARTBEAT__INTERVAL_MS)"), "{e}");
+        Ok(())
+    });
+}
+
+#[test]
+fn error_messages_name_keys_without_the_profile() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("SWITCHBOARD_LIMITS__MAX_MESSAGE_BYTES", "lots");
+        let e = Config::load(None, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("limits.max_message_bytes"), "{e}");
+        assert!(e.contains("SWITCHBOARD_LIMITS__MAX_MESSAGE_BYTES"), "{e}");
+        assert!(!e.contains("default."), "{e}");
+        Ok(())
+    });
+}

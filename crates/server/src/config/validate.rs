@@ -170,6 +170,12 @@ impl Config {
         if !(self.payments.max_amount.is_finite() && self.payments.max_amount > 0.0) {
             return Err(invalid("payments.max_amount", "must be a positive number"));
         }
+        if !(100..=3_600_000).contains(&self.demo.interval_ms) {
+            return Err(invalid(
+                "demo.interval_ms",
+                "must be between 100 and 3600000",
+            ));
+        }
         for (name, ns) in &self.namespaces {
             if name.is_empty() || name.contains(':') {
                 return Err(invalid(

@@ -196,3 +196,52 @@ pub async fn log_errors(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// Every error answer is JSON, `{"error": …}`, even those axum's extractors write as plain text
+/// (a body over `limits.max_message_bytes` → 413, a wrong content type → 415, a bad method →
+/// 405): a client parses one error shape everywhere. Headers other than the body's are kept.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "Request body too large (the limit is limits.max_message_bytes)".to_owned()
+        }
+        _ => {
+            let text = String::from_utf8_lossy(&text).trim().to_owned();
+            if text.is_empty() {
+                status.canonical_reason().unwrap_or("Error").to_owned()
+            } else {
+                text
+            }
+        }
+    };
+    parts.headers.remove(axum::http::header::CONTENT_TYPE);
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let (json_parts, json_body) = (
+        status,
+        Json(Body {
+            error: &error,
+            field: None,
+        }),
+    )
+        .into_response()
+        .into_parts();
+    parts.headers.extend(json_parts.headers);
+    Response::from_parts(parts, json_body)
+}
+
+/// The answer to a path no route serves: a JSON 404 like every other error.
+pub async fn no_route() -> ApiError {
+    ApiError::not_found("No such route")
+}

@@ -45,6 +45,20 @@ impl OriginPolicy {
     }
 }
 
+/// Logs a refused Origin for the operator: which origin, on which transport, and the setting
+/// that would allow it. The origin is what a browser sent, not a secret.
+pub fn log_refusal(transport: &'static str, headers: &HeaderMap) {
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .unwrap_or("?");
+    tracing::info!(
+        transport,
+        origin,
+        "origin {origin} is not allowed; add it to security.allowed_origins to let it connect"
+    );
+}
+
 fn same_origin(headers: &HeaderMap, origin: &HeaderValue) -> bool {
     let (Some(host), Ok(origin)) = (headers.get(header::HOST), origin.to_str()) else {
         return false;

@@ -208,6 +208,23 @@ pub struct Parts {
 }
 
 impl Node {
+    /// What a client that has just joined `channel` gets first from the app owning it (a
+    /// city's `initial_data`), the same on every transport; `None` when no app has one, or
+    /// when the app failed (logged).
+    pub async fn join_notice(&self, channel: &ChannelName) -> Option<Notice> {
+        for app in self.apps.iter() {
+            match app.on_join(self, channel).await {
+                Ok(Some(notice)) => return Some(notice),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(channel = %channel, app = app.name(), error = %e, "join notice failed");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
     /// Assembles a node from its parts.
     pub fn new(parts: Parts) -> Self {
         let Parts {

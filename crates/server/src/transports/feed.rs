@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
+use bytes::Bytes;
 use switchboard_core::auth::Identity;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::CloseCode;
@@ -31,7 +32,7 @@ use switchboard_core::ids::new_id;
 use crate::commands::auth::admit;
 use crate::http::auth::bearer;
 use crate::http::error::ApiError;
-use crate::http::origin::OriginPolicy;
+use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::limits::rate::{Decision, client_key};
 use crate::node::Node;
 use crate::node::membership::Joined as NodeJoined;
@@ -65,7 +66,7 @@ impl FeedRequest {
         peer: IpAddr,
     ) -> Result<Self, ApiError> {
         if !OriginPolicy::new(&node.config.security.allowed_origins).allows(headers) {
-            tracing::info!(peer = %peer, "feed origin rejected");
+            log_refusal("sse/poll", headers);
             return Err(ApiError::forbidden("Origin not allowed"));
         }
         let token = match query.get("token").filter(|t| !t.is_empty()) {
@@ -149,6 +150,27 @@ pub struct Joined {
     /// Whether everything after that position will be delivered (false: history is gone, the
     /// client should refetch a snapshot; the feed continues from the current position).
     pub recovered: bool,
+}
+
+/// The notices a feed's client gets first for `channels` (a city's `initial_data`), each as
+/// `(event, native JSON {"type","channel","data"})`, exactly what a WebSocket subscriber of the
+/// same channel receives after its `subscribed`. Read after the feed joined, so a snapshot
+/// already includes any update that raced with the join.
+pub async fn join_notices(node: &Node, channels: &[ChannelName]) -> Vec<(&'static str, Bytes)> {
+    let mut out = Vec::new();
+    for channel in channels {
+        if let Some(notice) = node.join_notice(channel).await {
+            let frame = serde_json::json!({
+                "type": notice.event,
+                "channel": channel.as_str(),
+                "data": notice.data,
+            });
+            if let Ok(bytes) = serde_json::to_vec(&frame) {
+                out.push((notice.event, Bytes::from(bytes)));
+            }
+        }
+    }
+    out
 }
 
 /// What a feed's wait ended with.
@@ -265,6 +287,11 @@ impl Feed {
 
     pub fn id(&self) -> &str {
         self.handle.id()
+    }
+
+    /// The channels this feed joined.
+    pub fn channels(&self) -> &[ChannelName] {
+        &self.channels
     }
 
     /// Where the client stands after everything passed to [`advance`](Self::advance).

@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use crate::http::error::ApiError;
 use crate::node::Node;
-use crate::transports::feed::{Feed, FeedEvent, FeedRequest, decode_cursor};
+use crate::transports::feed::{Feed, FeedEvent, FeedRequest, decode_cursor, join_notices};
 
 /// Wait when the client names no `timeout` (SPEC §4.4).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -72,9 +72,18 @@ pub fn parse_timeout(text: Option<&str>) -> Result<Duration, ApiError> {
     }
 }
 
-/// The first poll: where each channel stands now.
+/// The first poll: where each channel stands now, and the notices a WebSocket subscriber gets
+/// first (a city's `initial_data`) as updates without an offset. Later polls do not repeat them.
 async fn current_positions(node: &Node, request: FeedRequest) -> Result<Response, ApiError> {
     let mut cursor = Cursor::new();
+    let notices: Vec<Released> = join_notices(node, &request.channels)
+        .await
+        .into_iter()
+        .map(|(_, frame)| Released {
+            frame,
+            position: None,
+        })
+        .collect();
     for channel in request.channels {
         let recovery = node.recover(&channel, None).await.map_err(|e| {
             tracing::warn!(channel = %channel, error = %e, "poll position read failed");
@@ -82,7 +91,7 @@ async fn current_positions(node: &Node, request: FeedRequest) -> Result<Response
         })?;
         cursor.set(channel, recovery.position);
     }
-    Ok(answer(&[], &cursor, &[]))
+    Ok(answer(&notices, &cursor, &[]))
 }
 
 async fn wait_for_updates(

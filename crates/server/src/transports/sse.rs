@@ -32,7 +32,7 @@ use tracing::Instrument;
 use crate::http::error::ApiError;
 use crate::node::Node;
 use crate::transports::expiry::{sleep_until_some, token_deadline};
-use crate::transports::feed::{Feed, FeedEvent, FeedRequest, Joined, decode_cursor};
+use crate::transports::feed::{Feed, FeedEvent, FeedRequest, Joined, decode_cursor, join_notices};
 
 /// The `subscribed` notice sent per channel when a stream resumes (same shape as the native
 /// protocol's `subscribed` reply).
@@ -63,6 +63,7 @@ pub async fn handler(
 ) -> Result<Response, ApiError> {
     let request = FeedRequest::from_http(&node, &headers, &query, peer.ip())?;
     let token_expires_at = request.identity.expires_at;
+    let user = request.identity.user.clone();
     // `Last-Event-ID` wins: EventSource resends the original URL (with its old `since`) on
     // every reconnect, and the header is where it stopped this time.
     let since = match last_event_id(&headers) {
@@ -76,9 +77,11 @@ pub async fn handler(
     let (feed, ready, joined) = Feed::open(Arc::clone(&node), request, since.as_ref())
         .instrument(span.clone())
         .await?;
-    span.in_scope(|| tracing::debug!(resumed = since.is_some(), "sse stream opened"));
+    span.in_scope(|| {
+        tracing::info!(transport = "sse", peer = %peer.ip(), user = user.as_deref().unwrap_or("-"), resumed = since.is_some(), "connection opened");
+    });
 
-    let mut stream = SseStream::new(Arc::clone(&node), feed, token_expires_at);
+    let mut stream = SseStream::new(Arc::clone(&node), feed, token_expires_at, user.clone());
     stream.pending.push_back(sse::connected(
         &stream.feed.cursor().encode(),
         node.config.sse.retry_ms,
@@ -89,6 +92,9 @@ pub async fn handler(
         }
     }
     stream.push_items(ready);
+    for (event, frame) in join_notices(&node, stream.feed.channels()).await {
+        stream.pending.push_back(sse::notice(event, &frame));
+    }
 
     let body = futures_util::stream::unfold(stream, |mut s| async move {
         let chunk = s.next_chunk().await?;
@@ -148,10 +154,31 @@ struct SseStream {
     /// When the stream's token expires (the stream then ends with a 4004 close notice).
     expiry: Option<Instant>,
     done: bool,
+    /// Why the server ended the stream; `None` while open, or when the client went away.
+    ended: Option<CloseCode>,
+    /// Who reads it, for the closing log line.
+    user: Option<String>,
+}
+
+impl Drop for SseStream {
+    fn drop(&mut self) {
+        tracing::info!(
+            transport = "sse",
+            feed = %self.feed.id(),
+            user = self.user.as_deref().unwrap_or("-"),
+            code = self.ended.unwrap_or(CloseCode::Normal).code(),
+            "connection closed"
+        );
+    }
 }
 
 impl SseStream {
-    fn new(node: Arc<Node>, feed: Feed, token_expires_at: Option<u64>) -> Self {
+    fn new(
+        node: Arc<Node>,
+        feed: Feed,
+        token_expires_at: Option<u64>,
+        user: Option<String>,
+    ) -> Self {
         let period = Duration::from_millis(node.config.sse.heartbeat_ms);
         let mut heartbeat = tokio::time::interval_at(Instant::now() + period, period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -162,6 +189,8 @@ impl SseStream {
             heartbeat,
             expiry: token_deadline(token_expires_at),
             done: false,
+            ended: None,
+            user,
         }
     }
 
@@ -203,6 +232,7 @@ impl SseStream {
 
     fn finish(&mut self, code: CloseCode) {
         tracing::debug!(feed = %self.feed.id(), code = code.code(), "sse stream ending");
+        self.ended = Some(code);
         if code != CloseCode::Normal {
             self.pending.push_back(close_notice(code));
         }

@@ -32,7 +32,7 @@ use super::write_loop::{self, CLOSE_FLUSH, Transport, WriteError};
 use crate::commands::auth::{Refused, admit};
 use crate::commands::client::{Admission, Client, Resubscribe};
 use crate::commands::request::Next;
-use crate::http::origin::OriginPolicy;
+use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::node::Node;
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
@@ -54,7 +54,7 @@ pub async fn handler(
     ws: WebSocketUpgrade,
 ) -> Response {
     if !OriginPolicy::new(&node.config.security.allowed_origins).allows(&headers) {
-        tracing::info!(peer = %peer.ip(), "websocket origin rejected");
+        log_refusal("websocket", &headers);
         return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
     // The per-IP limit was applied when the TCP connection was accepted (`accept`); its
@@ -120,10 +120,8 @@ async fn run(
             None,
         );
         handle.send(Outbound::Frame(welcome.into())).await;
-        tracing::debug!(
-            authenticated = identity.as_ref().is_ok_and(Identity::is_authenticated),
-            "connected"
-        );
+        let user = identity.as_ref().ok().and_then(|i| i.user.clone());
+        tracing::info!(transport = "websocket", peer = %peer_ip, user = user.as_deref().unwrap_or("-"), "connection opened");
 
         match identity {
             Err(refused) => {
@@ -161,6 +159,7 @@ async fn run(
             }
         }
         // The writer ends after sending its close frame (or when the queue is dropped).
+        let (user, code) = (handle.user(), handle.close_reason().unwrap_or(CloseCode::Normal));
         drop(handle);
         if tokio::time::timeout(CLOSE_FLUSH + close_wait(&node), writer)
             .await
@@ -168,7 +167,7 @@ async fn run(
         {
             tracing::debug!("writer did not finish in time");
         }
-        tracing::debug!("disconnected");
+        tracing::info!(transport = "websocket", user = user.as_deref().unwrap_or("-"), code = code.code(), "connection closed");
     }
     .instrument(span)
     .await;
@@ -340,7 +339,7 @@ async fn read_loop(
             }
             () = tokio::time::sleep_until(last_seen + timeout) => {
                 tracing::info!("heartbeat timeout; terminating");
-                handle.close(CloseCode::Normal);
+                handle.close(CloseCode::HeartbeatTimeout);
                 return;
             }
         };

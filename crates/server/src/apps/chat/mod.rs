@@ -174,7 +174,10 @@ impl App for Chat {
         data: &Value,
     ) -> Result<Value, Refusal> {
         match events::decode(event, data)? {
-            Command::Lobby(message) => lobby(node, &client.sender(), &message).await,
+            Command::Lobby(message) => {
+                join_lobby(client).await;
+                lobby(node, &client.sender(), &message).await
+            }
             Command::JoinRoom(room) => join_room(node, client, room).await,
             Command::LeaveRoom(room) => {
                 client.leave(&room).await;
@@ -230,6 +233,21 @@ async fn join_room(
         Err(JoinError::Failed) => return Err(Refusal::room_join_failed()),
     }
     Ok(json!({"ok": true, "channel": room.as_str()}))
+}
+
+/// Sending a lobby line joins the lobby first (silently, as Socket.IO sockets join it on
+/// connect), so the sender sees its own line and the answers to it: a chat client that only
+/// sends `{"type":"chat"}` would otherwise talk into a room it cannot hear.
+async fn join_lobby(client: &mut dyn ClientScope) {
+    let Ok(lobby) = ChannelName::parse("lobby") else {
+        return;
+    };
+    if client.is_subscribed(&lobby) || !client.may_read(&lobby) {
+        return;
+    }
+    if let Err(e) = client.join(lobby, false).await {
+        tracing::debug!(conn = client.connection_id(), error = ?e, "lobby join before chat failed");
+    }
 }
 
 /// The lobby `chat` line: cleaned, sent by the server-set sender, published on `lobby`.

@@ -43,7 +43,7 @@ use tracing::Instrument;
 use self::session::{Incoming, SioSession};
 use self::sink::SocketSink;
 use crate::commands::auth::admit as admit_token;
-use crate::http::origin::OriginPolicy;
+use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::limits::connections::ConnectionPermit;
 use crate::node::Node;
 use crate::transports::write_loop;
@@ -109,7 +109,7 @@ pub async fn origin_guard(
     next: Next,
 ) -> Response {
     if req.uri().path().starts_with(PATH) && !policy.allows(req.headers()) {
-        tracing::info!("socket.io origin rejected");
+        log_refusal("socketio", req.headers());
         return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
     next.run(req).await
@@ -286,10 +286,12 @@ fn connected(node: Arc<Node>, socket: SocketRef) {
             async move { handle.close(CloseCode::Normal) }
         });
     }
-    tracing::debug!(
-        authenticated = identity.is_authenticated(),
-        transport = ?socket.transport_type(),
-        "connected"
+    tracing::info!(
+        transport = "socketio",
+        engine = ?socket.transport_type(),
+        peer = %ip,
+        user = identity.user.as_deref().unwrap_or("-"),
+        "connection opened"
     );
     tokio::spawn(
         write_loop::run(

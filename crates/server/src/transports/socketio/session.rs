@@ -239,7 +239,12 @@ impl SioSession {
                 },
             }
         }
-        tracing::debug!("socket.io session ended");
+        tracing::info!(
+            transport = "socketio",
+            user = self.client.identity().user.as_deref().unwrap_or("-"),
+            code = handle.close_reason().unwrap_or(CloseCode::Normal).code(),
+            "connection closed"
+        );
     }
 
     /// Handles one event; false when the socket must end.
