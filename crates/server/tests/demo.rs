@@ -3,6 +3,8 @@
 //! signs for it, the cities have data and the pipeline feeds them, native chat reaches its
 //! sender, logs are plain text on a pipe, and start-up failures (store, port, data dir, a
 //! second process on the same data dir) stop before the banner with the cause and the key.
+//! `.ci/run` runs this file a second time against `target/release/switchboard`
+//! (`SWITCHBOARD_TEST_BIN`), the build `cargo run --release` gives a newcomer.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
@@ -58,7 +60,7 @@ async fn put_status(b: &Binary, token: &str, status: &str) -> u16 {
 
 /// Runs the binary with `args` (no `SWITCHBOARD_*` from outside) to its exit, at most 30 s.
 async fn run_to_exit(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
-    let mut c = tokio::process::Command::new(bin::BIN);
+    let mut c = tokio::process::Command::new(bin::bin_path());
     c.current_dir(dir).env_remove("RUST_LOG");
     for (k, _) in std::env::vars() {
         if k.starts_with("SWITCHBOARD_") {

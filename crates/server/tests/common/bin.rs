@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 pub const BIN: &str = env!("CARGO_BIN_EXE_switchboard");
 
 /// The binary to run: `SWITCHBOARD_TEST_BIN` when set (`.ci/run` points the bad-input battery
-/// at the release build this way), else the one cargo built for the tests.
+/// and the demo test at the release build this way), else the one cargo built for the tests.
 pub fn bin_path() -> String {
     std::env::var("SWITCHBOARD_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
 }
