@@ -5,13 +5,12 @@ use std::time::Duration;
 
 use clap::Parser;
 use switchboard::cli::{Cli, Command, mint};
-use switchboard::config::{Config, Overrides};
+use switchboard::config::{Config, LogFormat, Overrides};
 use switchboard::demo;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     let overrides = Overrides {
         listen: cli.listen,
         data_dir: cli.data_dir.clone(),
@@ -23,6 +22,8 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // After the config, which picks the line format; a config error is printed plainly.
+    init_logging(config.log.format);
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&mut config).await,
         Command::Token(args) => token(&config, args),
@@ -101,8 +102,9 @@ fn colours() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
-/// `RUST_LOG` (default `info`), with [`LOG_CAPS`] applied on top at every level; to stderr.
-fn init_logging() {
+/// `RUST_LOG` (default `info`), with [`LOG_CAPS`] applied on top at every level; to stderr, as
+/// text or as one JSON object a line (`log.format`).
+fn init_logging(format: LogFormat) {
     use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
     use tracing_subscriber::prelude::*;
     let requested = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -114,14 +116,16 @@ fn init_logging() {
             |t, (target, level)| t.with_target(*target, *level),
         )
         .with_target("sqlx::query", LevelFilter::OFF);
-    tracing_subscriber::registry()
-        .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(colours())
-                .with_filter(requested.and(caps)),
-        )
-        .init();
+    let filter = requested.and(caps);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_ansi(colours()).with_filter(filter))
+            .init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().with_ansi(false).with_filter(filter))
+            .init(),
+    }
 }
 
 /// How long the store and the broker get to become reachable before start-up gives up.

@@ -56,6 +56,8 @@ pub struct Config {
     pub namespaces: BTreeMap<String, NamespaceConfig>,
     /// `[demo]`: the demo city pipeline.
     pub demo: DemoConfig,
+    /// `[log]`: the shape of log lines.
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -134,6 +136,7 @@ impl Default for Config {
                 pipeline: None,
                 interval_ms: 3_000,
             },
+            log: LogConfig::default(),
         }
     }
 }

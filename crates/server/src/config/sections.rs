@@ -197,6 +197,26 @@ pub struct DemoConfig {
     pub interval_ms: u64,
 }
 
+/// `[log]`: how log lines are written (SPEC §8). What is logged, and at which level, is
+/// `RUST_LOG`'s; this only picks the shape of a line.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (the default, for people) or `json` (one JSON object a line, for log pipelines).
+    pub format: LogFormat,
+}
+
+/// The shape of a log line.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// `2026-12-02T02:50:00.123Z  INFO socketio{conn=…}: connected transport=…`.
+    #[default]
+    Text,
+    /// `{"timestamp":…,"level":"INFO","fields":{"message":…},"target":…,"spans":[…]}`.
+    Json,
+}
+
 /// Settings of one namespace.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
