@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::ctx::{Case, Ctx, HEADER_TIMEOUT_MS, MAX_MESSAGE_BYTES};
-use crate::raw::{frame, handshake, small_buffer_tcp};
+use crate::raw::{closed_within, frame, handshake, small_buffer_tcp};
 
 /// A raw WebSocket on `/ws` with the `welcome` read past.
 async fn raw_ws(ctx: &Ctx) -> (TcpStream, Vec<u8>) {
@@ -81,23 +81,6 @@ async fn http_raw(ctx: &Ctx, request: &[u8]) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status line in {text:?}"));
     (status, text)
-}
-
-/// Waits for the server to close `tcp`; the time it took.
-async fn closed_after(tcp: &mut TcpStream, within: Duration) -> Duration {
-    let start = Instant::now();
-    let mut buf = [0u8; 4096];
-    tokio::time::timeout(within, async {
-        loop {
-            match tcp.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-        }
-    })
-    .await
-    .unwrap_or_else(|_| panic!("still open after {within:?}"));
-    start.elapsed()
 }
 
 pub fn cases() -> Vec<Case> {
@@ -181,8 +164,13 @@ pub fn cases() -> Vec<Case> {
                 tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
                     .await
                     .unwrap();
-                let took =
-                    closed_after(&mut tcp, Duration::from_millis(HEADER_TIMEOUT_MS + 3_000)).await;
+                let start = Instant::now();
+                let within = Duration::from_millis(HEADER_TIMEOUT_MS + 3_000);
+                assert!(
+                    closed_within(&mut tcp, within).await,
+                    "still open after {within:?}"
+                );
+                let took = start.elapsed();
                 assert!(
                     took >= Duration::from_millis(HEADER_TIMEOUT_MS - 200),
                     "closed after {took:?}"
