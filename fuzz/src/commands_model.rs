@@ -123,6 +123,9 @@ pub fn pick<T: Copy>(list: &[T], i: u8) -> T {
     list[usize::from(i) % list.len()]
 }
 
+/// A channel of the model's fixed name lists. Only called with those constants (never with
+/// fuzzer bytes), all valid names: a panic here is a bug in the model, which is what a fuzz
+/// harness should report.
 pub fn ch(name: &str) -> ChannelName {
     ChannelName::parse(name).unwrap()
 }
@@ -156,6 +159,8 @@ pub fn token(spec: &TokenSpec) -> (String, Option<Identity>) {
     if spec.kind == 2 {
         return ("not-a-token".into(), None);
     }
+    // Signing well-formed claims with an HMAC key cannot fail (no key parsing, no I/O); the
+    // harness is test code, not reachable by a client.
     let text = JwtSigner::hs256(SECRET.as_bytes()).sign(&claims).unwrap();
     let identity = (spec.kind != 1).then(|| Identity::from_claims(claims));
     (text, identity)

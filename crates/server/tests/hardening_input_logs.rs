@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::bin::{command, spawn};
 use futures_util::{SinkExt, StreamExt};
-use switchboard_core::auth::{Claims, JwtSigner, Role};
+use switchboard_core::auth::Role;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "trace-log-check-secret-0123456789";
@@ -35,19 +35,7 @@ async fn nothing_secret_is_logged_even_at_trace() {
     let port = server.addr.port();
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = JwtSigner::hs256(SECRET.as_bytes())
-        .sign(&Claims {
-            sub: Some("traceuser".into()),
-            exp,
-            role: Role::Hq,
-            channels: vec![],
-        })
-        .unwrap();
+    let token = common::token_with(SECRET, "traceuser", Role::Hq, &[], common::now() + 600);
 
     // Native: the token in an `auth` message (a frame tungstenite reads).
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))

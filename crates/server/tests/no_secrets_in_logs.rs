@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use switchboard_core::auth::{Claims, JwtSigner, Role};
+use switchboard_core::auth::Role;
 use tokio_tungstenite::tungstenite::Message;
 
 const SECRET: &str = "log-check-secret-0123456789";
@@ -25,19 +25,7 @@ async fn tokens_and_secrets_stay_out_of_the_logs() {
     let addr = server.addr;
     let base = format!("http://{addr}");
     let http = reqwest::Client::new();
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let token = JwtSigner::hs256(SECRET.as_bytes())
-        .sign(&Claims {
-            sub: Some("loguser".into()),
-            exp,
-            role: Role::Hq,
-            channels: vec![],
-        })
-        .unwrap();
+    let token = common::token_with(SECRET, "loguser", Role::Hq, &[], common::now() + 600);
     let bad = format!("{token}x");
 
     let ok = http
