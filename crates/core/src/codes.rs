@@ -127,7 +127,7 @@ impl CloseCode {
             Self::RateLimited => "Rate limit exceeded",
             Self::SlowConsumer => "Slow consumer",
             Self::TooManyInvalid => "Too many invalid messages",
-            Self::AdminDisconnect => "Disconnected by an administrator",
+            Self::AdminDisconnect => "disconnected by an administrator",
         }
     }
 
@@ -244,7 +244,7 @@ mod tests {
         }
         assert_eq!(
             CloseCode::AdminDisconnect.reason(),
-            "Disconnected by an administrator"
+            "disconnected by an administrator"
         );
     }
 

@@ -11,6 +11,7 @@
 //! - [`hub`]: this node's subscriptions and the fan-out (encode once, share bytes).
 //! - [`gate`]: per-connection merge of catch-up and live deliveries (no gap, no duplicate).
 //! - [`broker`]: the Broker trait (offsets, epochs, history) and the in-memory broker.
+//! - [`cluster`]: the control plane: live nodes and a question asked of all of them (admin).
 //! - [`cursor`]: the opaque multi-channel resume cursor of SSE ids and long-poll answers.
 //! - [`sse`]: Server-Sent Events framing around the native delivery JSON.
 //! - [`ids`]: unguessable connection and record ids.
@@ -20,6 +21,7 @@
 pub mod auth;
 pub mod broker;
 pub mod channel;
+pub mod cluster;
 pub mod codes;
 pub mod cursor;
 pub mod gate;

@@ -256,8 +256,9 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
-/// A member of a presence set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A member of a presence set. Deserializable too: nodes exchange presence sets for the
+/// admin API's cluster-wide answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct PresenceMember {
     /// The user id, or `null` for anonymous members.
     pub user: Option<String>,

@@ -1,5 +1,6 @@
 //! switchboard-redis: the Redis broker, so several Switchboard nodes share channels.
 //!
+//! - [`cluster`]: the control plane: live nodes and questions asked of all (the admin API).
 //! - [`codec`]: the frame a publication travels in (history entries and pub/sub messages).
 //! - [`scripts`]: the Lua scripts assigning offsets and reading history atomically.
 //! - `feed`: this node's pub/sub connection — subscribes to a channel's feed only while the
@@ -12,6 +13,7 @@
 //! - `P:history:C`, a list of the last N frames, expiring with the namespace's history TTL.
 //! - pub/sub channel `P:feed:C`, carrying every frame of `C` to the nodes subscribed to it.
 
+pub mod cluster;
 pub mod codec;
 mod feed;
 pub mod scripts;

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use switchboard_core::auth::JwtVerifier;
 use switchboard_core::broker::{Broker, BrokerError, MemoryBroker};
+use switchboard_core::cluster::{Cluster, LocalCluster};
 use switchboard_core::hub::Hub;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -23,6 +24,7 @@ use crate::config::Config;
 use crate::demo;
 use crate::node;
 use crate::node::{Apps, Node, PRESENCE_EVENTS, Parts};
+use crate::ops;
 use crate::router;
 use crate::tls;
 use crate::transports;
@@ -120,25 +122,31 @@ pub fn verifier_for(config: &Config) -> Result<JwtVerifier, ServeError> {
     Ok(verifier)
 }
 
-/// The broker to use, and the memory broker again when it is one (it needs sweeping).
-type BuiltBroker = (Arc<dyn Broker>, Option<Arc<MemoryBroker>>);
+/// The broker to use, the memory broker again when it is one (it needs sweeping), and the
+/// cluster the broker's deployment makes.
+type BuiltBroker = (Arc<dyn Broker>, Option<Arc<MemoryBroker>>, Arc<dyn Cluster>);
 
 /// The broker `broker.url` names: in-process for `memory`, Redis for `redis://…`. The memory
-/// broker is also returned as such, for its periodic sweep.
+/// broker is also returned as such, for its periodic sweep. The cluster follows the broker:
+/// nodes sharing a Redis meet there; a memory broker is a cluster of one.
 fn build_broker(config: &Config, hub: &Arc<Hub>) -> Result<BuiltBroker, ServeError> {
+    let node_id = format!("node-{}", switchboard_core::broker::new_epoch());
     if config.broker.url == "memory" {
         let memory = Arc::new(MemoryBroker::new(Arc::clone(hub)));
-        return Ok((memory.clone(), Some(memory)));
+        let cluster = Arc::new(LocalCluster::new(node_id));
+        return Ok((memory.clone(), Some(memory), cluster));
     }
     let mut redis = switchboard_redis::RedisBrokerConfig::new(config.broker.url.clone());
     redis.prefix = config.broker.prefix.clone();
     let broker = switchboard_redis::RedisBroker::new(&redis, Arc::clone(hub))?;
+    let cluster = switchboard_redis::cluster::RedisCluster::new(&redis, node_id.clone())?;
     tracing::info!(
         url = %switchboard_store::redact_url(&config.broker.url),
         prefix = %config.broker.prefix,
+        node = %node_id,
         "using the Redis broker"
     );
-    Ok((Arc::new(broker), None))
+    Ok((Arc::new(broker), None, Arc::new(cluster)))
 }
 
 /// The lock a node holds on its SQLite database for its whole life; released when dropped
@@ -231,7 +239,7 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServeError> {
     let config = Arc::new(config);
     let store = switchboard_store::open(&config.store.url).await?;
     let hub = Arc::new(Hub::default());
-    let (broker, memory) = build_broker(&config, &hub)?;
+    let (broker, memory, cluster) = build_broker(&config, &hub)?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut reserved = PRESENCE_EVENTS.to_vec();
     reserved.push(transports::socketio::SOCKET_ID_EVENT);
@@ -242,8 +250,11 @@ pub async fn prepare(config: Config) -> Result<Prepared, ServeError> {
         hub,
         verifier,
         apps: Apps::new(apps::all(), &reserved),
+        cluster,
         shutdown: stop_rx.clone(),
     }));
+    node.cluster
+        .set_handler(Arc::new(ops::admin::Responder::new(&node)));
     if config.demo.pipeline == Some(true) {
         demo::pipeline::seed(&node).await?;
     }
@@ -328,6 +339,7 @@ impl Prepared {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tick.tick().await;
+                    node.metrics.upkeep();
                     if let Some(memory) = &memory {
                         memory.sweep(MEMORY_IDLE_SWEEP);
                     }

@@ -12,11 +12,64 @@ use super::{ConnId, Outbound, WireFormat};
 use crate::codes::CloseCode;
 use crate::publication::Audience;
 
+/// Which transport a connection came in on: the label of the per-transport connection gauge
+/// and delivery counter, and what an administrator sees. Four, fixed: metrics labels must stay
+/// bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// The native WebSocket protocol (`/ws`).
+    WebSocket,
+    /// Socket.IO (`/socket.io/`), over either Engine.IO transport.
+    SocketIo,
+    /// A Server-Sent Events stream (`/events`).
+    Sse,
+    /// One long-poll request (`/poll`).
+    Poll,
+}
+
+impl Transport {
+    /// How many there are: the size of per-transport counter arrays.
+    pub const COUNT: usize = 4;
+    /// Every transport, in [`index`](Self::index) order.
+    pub const ALL: [Transport; Self::COUNT] =
+        [Self::WebSocket, Self::SocketIo, Self::Sse, Self::Poll];
+
+    /// Its slot in per-transport counter arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Self::WebSocket => 0,
+            Self::SocketIo => 1,
+            Self::Sse => 2,
+            Self::Poll => 3,
+        }
+    }
+
+    /// The name metrics, logs and the admin API use (`websocket`, `socketio`, `sse`, `poll`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WebSocket => "websocket",
+            Self::SocketIo => "socketio",
+            Self::Sse => "sse",
+            Self::Poll => "poll",
+        }
+    }
+
+    /// The wire format its frames are encoded in: Socket.IO's own, the native envelope for
+    /// the others (SSE and long-poll carry it as their `data`).
+    pub fn format(self) -> WireFormat {
+        match self {
+            Self::SocketIo => WireFormat::SocketIo,
+            _ => WireFormat::Native,
+        }
+    }
+}
+
 /// The hub's view of one connection: where to queue its frames and how to stop it.
 #[derive(Debug)]
 pub struct ConnectionHandle {
     pub(super) id: ConnId,
     pub(super) format: WireFormat,
+    pub(super) transport: Transport,
     audience: AtomicU8,
     tx: mpsc::Sender<Outbound>,
     close_reason: OnceLock<CloseCode>,
@@ -29,17 +82,34 @@ pub struct ConnectionHandle {
 }
 
 impl ConnectionHandle {
-    /// Creates the handle and the receiving end its writer task drains.
+    /// Creates the handle and the receiving end its writer task drains; the transport is the
+    /// one `format` implies (native: WebSocket). Transports use [`for_transport`](Self::for_transport).
     pub fn new(
         id: ConnId,
         format: WireFormat,
         audience: Audience,
         capacity: usize,
     ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
+        let transport = match format {
+            WireFormat::Native => Transport::WebSocket,
+            WireFormat::SocketIo => Transport::SocketIo,
+        };
+        Self::for_transport(id, transport, audience, capacity)
+    }
+
+    /// Creates the handle of a connection on `transport` (encoded in its wire format), so its
+    /// deliveries are counted under that transport.
+    pub fn for_transport(
+        id: ConnId,
+        transport: Transport,
+        audience: Audience,
+        capacity: usize,
+    ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let handle = Arc::new(Self {
             id,
-            format,
+            format: transport.format(),
+            transport,
             audience: AtomicU8::new(audience.index() as u8),
             tx,
             close_reason: OnceLock::new(),
@@ -59,6 +129,11 @@ impl ConnectionHandle {
     /// The wire format its frames (replies, catch-up) must be encoded in.
     pub fn format(&self) -> WireFormat {
         self.format
+    }
+
+    /// The transport it came in on.
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// The audience deliveries are encoded for; changes when the client re-authenticates.

@@ -16,7 +16,8 @@
 //!   [`Unsubscription`]), the items of a connection's queue.
 //! - `connection`: [`ConnectionHandle`], the hub's side of one connection: its bounded queue,
 //!   its audience and user, and how it is asked to close.
-//! - `registry`: [`Hub`] and [`HubStats`], the sharded registry and the fan-out.
+//! - `registry`: [`Hub`] and [`HubStats`], the sharded registry and the fan-out, and
+//!   [`FanOutObserver`], how metrics see each fan-out once (per publication, not per subscriber).
 
 use std::sync::Arc;
 
@@ -28,10 +29,10 @@ mod registry;
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests;
 
-pub use connection::ConnectionHandle;
+pub use connection::{ConnectionHandle, Transport};
 pub use format::{WireFormat, is_wire_reserved};
 pub use outbound::{Completion, Encoded, Outbound, Unsubscription};
-pub use registry::{Hub, HubStats};
+pub use registry::{FanOut, FanOutObserver, Hub, HubStats};
 
 /// A connection id. An `Arc` because every subscription in the registry and every presence
 /// answer holds a copy of it.

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use super::connection::Offer;
-use super::{ConnId, ConnectionHandle, Encoded, Outbound, WireFormat, is_wire_reserved};
+use super::{ConnId, ConnectionHandle, Encoded, Outbound, Transport, WireFormat, is_wire_reserved};
 use crate::channel::ChannelName;
 use crate::publication::{Audience, Publication};
 
@@ -25,11 +25,35 @@ pub struct HubStats {
     pub subscriptions: AtomicUsize,
 }
 
+/// What one fan-out of one publication did, handed to the [`FanOutObserver`] once per
+/// publication: the hot path counts in local variables and reports a batch, never an
+/// increment per subscriber.
+#[derive(Debug)]
+pub struct FanOut<'a> {
+    /// What was fanned out.
+    pub publication: &'a Publication,
+    /// Frames queued, per [`Transport::index`].
+    pub delivered: [usize; Transport::COUNT],
+    /// Frames dropped because a queue was full (those connections close as slow consumers).
+    pub dropped: usize,
+    /// Whether it was a transient (live-only) publication.
+    pub transient: bool,
+}
+
+/// Sees every fan-out once, after it: how the server's metrics count deliveries per transport,
+/// drops and publish latency without the core knowing of any metrics library. Called with the
+/// channel's subscriber lock released; must not block.
+pub trait FanOutObserver: Send + Sync + std::fmt::Debug + 'static {
+    /// One fan-out happened.
+    fn fanned_out(&self, fan_out: &FanOut<'_>);
+}
+
 /// The sharded subscription registry of one node.
 #[derive(Debug)]
 pub struct Hub {
     shards: Box<[Shard]>,
     stats: HubStats,
+    observer: OnceLock<Arc<dyn FanOutObserver>>,
 }
 
 impl Default for Hub {
@@ -44,7 +68,15 @@ impl Hub {
         Self {
             shards: (0..shards.max(1)).map(|_| RwLock::default()).collect(),
             stats: HubStats::default(),
+            observer: OnceLock::new(),
         }
+    }
+
+    /// Installs the observer every fan-out reports to (the server's metrics). Only the first
+    /// call takes effect: the hub is shared before the metrics exist, and an observer swapped
+    /// mid-flight would split counts between two registries. Returns whether it was installed.
+    pub fn set_observer(&self, observer: Arc<dyn FanOutObserver>) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// The counters `/metrics` reads: relaxed atomics, so reading them takes no hub lock.
@@ -168,7 +200,8 @@ impl Hub {
         let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
         let mut cache: [[Option<Arc<Encoded>>; 2]; WireFormat::COUNT] = Default::default();
         let shared = publication.data.is_shared();
-        let (mut delivered, mut dropped) = (0usize, 0usize);
+        let mut delivered = [0usize; Transport::COUNT];
+        let mut dropped = 0usize;
         for conn in subs.values() {
             if except.is_some_and(|e| *e == *conn.id) {
                 continue;
@@ -198,14 +231,49 @@ impl Hub {
                 Outbound::Delivery(encoded)
             };
             match conn.offer(item) {
-                Offer::Queued => delivered += 1,
+                Offer::Queued => delivered[conn.transport.index()] += 1,
                 Offer::Dropped => dropped += 1,
                 Offer::Gone => {}
             }
         }
+        drop(subs);
         self.stats
             .deliveries
-            .fetch_add(delivered, Ordering::Relaxed);
+            .fetch_add(delivered.iter().sum(), Ordering::Relaxed);
         self.stats.dropped.fetch_add(dropped, Ordering::Relaxed);
+        if let Some(observer) = self.observer.get() {
+            observer.fanned_out(&FanOut {
+                publication,
+                delivered,
+                dropped,
+                transient,
+            });
+        }
+    }
+
+    /// Every channel with subscribers on this node and how many, whose name starts with
+    /// `prefix` (the admin API's channel list); at most `limit`, in no particular order. Takes
+    /// each shard's read lock in turn, never two at once.
+    pub fn channels(&self, prefix: &str, limit: usize) -> Vec<(ChannelName, usize)> {
+        let mut out = Vec::new();
+        for shard in self.shards.iter() {
+            let entries: Vec<(ChannelName, Arc<Mutex<Subscribers>>)> = shard
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .filter(|(name, _)| name.as_str().starts_with(prefix))
+                .map(|(name, subs)| (name.clone(), Arc::clone(subs)))
+                .collect();
+            for (name, subs) in entries {
+                if out.len() >= limit {
+                    return out;
+                }
+                let n = subs.lock().unwrap_or_else(|e| e.into_inner()).len();
+                if n > 0 {
+                    out.push((name, n));
+                }
+            }
+        }
+        out
     }
 }

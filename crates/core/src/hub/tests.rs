@@ -245,3 +245,75 @@ fn protocol_types_and_library_names_are_wire_reserved() {
         assert!(!is_wire_reserved(name), "{name}");
     }
 }
+
+#[derive(Debug, Default)]
+struct Recorder(std::sync::Mutex<Vec<([usize; Transport::COUNT], usize, bool)>>);
+
+impl FanOutObserver for Recorder {
+    fn fanned_out(&self, f: &FanOut<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((f.delivered, f.dropped, f.transient));
+    }
+}
+
+#[test]
+fn the_observer_sees_one_batch_per_fan_out_counted_by_transport() {
+    let hub = Hub::default();
+    let recorder = Arc::new(Recorder::default());
+    assert!(hub.set_observer(recorder.clone()));
+    assert!(
+        !hub.set_observer(Arc::new(Recorder::default())),
+        "only the first observer"
+    );
+    let ch = ChannelName::parse("missions").unwrap();
+    let conns: Vec<_> = [
+        Transport::WebSocket,
+        Transport::WebSocket,
+        Transport::SocketIo,
+        Transport::Sse,
+        Transport::Poll,
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, t)| ConnectionHandle::for_transport(format!("c{i}").into(), t, Audience::Agent, 8))
+    .collect();
+    for (c, _) in &conns {
+        hub.subscribe(&ch, c);
+    }
+    // A queue of one that is already full: the delivery to it is dropped.
+    let (slow, _keep) =
+        ConnectionHandle::for_transport("s".into(), Transport::Sse, Audience::Agent, 1);
+    hub.subscribe(&ch, &slow);
+    hub.deliver(&publication(&ch, 1));
+    hub.deliver_transient(&publication(&ch, 1), Some("c0"));
+    let seen = recorder.0.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "one report per fan-out, not per subscriber");
+    assert_eq!(seen[0], ([2, 1, 2, 1], 0, false));
+    // The slow one's queue is full now; c0 is skipped as the cause.
+    assert_eq!(seen[1], ([1, 1, 1, 1], 1, true));
+    assert_eq!(conns[2].0.transport(), Transport::SocketIo);
+    assert_eq!(conns[2].0.format(), WireFormat::SocketIo);
+    assert_eq!(conns[3].0.format(), WireFormat::Native);
+}
+
+#[test]
+fn channels_lists_by_prefix_with_counts() {
+    let hub = Hub::default();
+    let (a, _ra) = ConnectionHandle::new("a".into(), WireFormat::Native, Audience::Agent, 8);
+    let (b, _rb) = ConnectionHandle::new("b".into(), WireFormat::Native, Audience::Agent, 8);
+    for name in ["room:1", "room:2", "lobby"] {
+        hub.subscribe(&ChannelName::parse(name).unwrap(), &a);
+    }
+    hub.subscribe(&ChannelName::parse("room:1").unwrap(), &b);
+    let mut rooms: Vec<_> = hub
+        .channels("room:", 100)
+        .into_iter()
+        .map(|(c, n)| (c.as_str().to_owned(), n))
+        .collect();
+    rooms.sort();
+    assert_eq!(rooms, [("room:1".into(), 2), ("room:2".into(), 1)]);
+    assert_eq!(hub.channels("", 100).len(), 3);
+    assert_eq!(hub.channels("", 1).len(), 1, "the limit holds");
+}

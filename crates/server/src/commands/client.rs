@@ -15,6 +15,7 @@ use super::connection::Connection;
 use super::request::{Next, Reply, Request, Responder};
 use crate::limits::rate::{Decision, client_key};
 use crate::node::Node;
+use crate::node::metrics::DropReason;
 
 /// What a second `subscribe` to a channel the connection already has gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,7 @@ impl Client {
     pub fn admit(&mut self) -> Admission {
         let key = client_key(self.conn.identity.user.as_deref(), self.peer_ip);
         if let Decision::Limited { .. } = self.conn.node.client_limiter.check(&key) {
+            self.conn.node.metrics.dropped(DropReason::RateLimited);
             self.limited_streak += 1;
             let max = (self.conn.node.config.limits.client_messages_per_minute / 2).max(1);
             if self.limited_streak > max {
@@ -135,6 +137,9 @@ impl Client {
 
     /// Encodes `outcome` and queues whatever the protocol writes in band.
     pub async fn reply(&self, out: &mut dyn Responder, outcome: Result<Reply<'_>, Refusal>) {
+        if let Err(refusal) = &outcome {
+            self.conn.node.metrics.client_error(refusal.code);
+        }
         if let Some(frame) = out.answer(outcome) {
             self.queue(frame).await;
         }

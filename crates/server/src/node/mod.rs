@@ -12,24 +12,30 @@
 //! - [`inbox`]: the durable `user:<sub>` inbox.
 //! - [`changes`]: rows changed outside the API, handed to the app that owns them.
 //! - [`scope`]: what an app's client-event handler may do with the client that sent it.
+//! - [`sessions`]: every connection this node holds (gauges, admin listing and disconnect).
+//! - [`metrics`]: the node's Prometheus families, counted per batch on the hot paths.
 //! - [`error`]: why a publication or an app hook failed.
 
 pub mod changes;
 pub mod error;
 pub mod inbox;
 pub mod membership;
+pub mod metrics;
 pub mod publish;
 pub mod scope;
+pub mod sessions;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Instant;
 
 use axum::Router;
 use serde_json::Value;
 use switchboard_core::auth::{AccessPolicy, AuthError, Identity, JwtVerifier};
 use switchboard_core::broker::Broker;
 use switchboard_core::channel::ChannelName;
+use switchboard_core::cluster::Cluster;
 use switchboard_core::codes::ErrorCode;
 use switchboard_core::hub::{Hub, is_wire_reserved};
 use switchboard_core::refusal::Refusal;
@@ -40,7 +46,9 @@ use crate::config::Config;
 use crate::limits::connections::ConnectionLimiter;
 use crate::limits::rate::RateLimiter;
 use error::AppError;
+use metrics::{Metrics, MetricsObserver};
 use scope::ClientScope;
+use sessions::Sessions;
 
 /// Presence notices the node itself sends where a namespace has `join_leave` on.
 pub const PRESENCE_EVENTS: [&str; 2] = ["user_joined", "user_left"];
@@ -185,6 +193,14 @@ pub struct Node {
     pub rest_limiter: RateLimiter,
     /// Opened SSE streams and long-polls, per user (or IP).
     pub feed_limiter: RateLimiter,
+    /// Every connection on this node, on every transport.
+    pub sessions: Sessions,
+    /// This node's Prometheus families.
+    pub metrics: Arc<Metrics>,
+    /// The other nodes (the admin API asks them all); one node alone with the memory broker.
+    pub cluster: Arc<dyn Cluster>,
+    /// When the node started (`uptime_s` in the admin stats).
+    pub started: Instant,
     shutdown: watch::Receiver<bool>,
     publications: AtomicU64,
     inbox_order: tokio::sync::Mutex<()>,
@@ -203,6 +219,8 @@ pub struct Parts {
     pub verifier: JwtVerifier,
     /// The apps to register.
     pub apps: Apps,
+    /// The cluster this node belongs to (`broker.url` decides which).
+    pub cluster: Arc<dyn Cluster>,
     /// Becomes true when shutdown begins.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -234,12 +252,19 @@ impl Node {
             hub,
             verifier,
             apps,
+            cluster,
             shutdown,
         } = parts;
         let policy = AccessPolicy {
             public_namespaces: config.auth.public_namespaces.clone(),
         };
+        let metrics = Arc::new(Metrics::new(&config));
+        hub.set_observer(Arc::new(MetricsObserver(Arc::clone(&metrics))));
         Self {
+            sessions: Sessions::default(),
+            metrics,
+            cluster,
+            started: Instant::now(),
             connections: ConnectionLimiter::new(config.limits.max_connections_per_ip),
             client_limiter: RateLimiter::per_minute(config.limits.client_messages_per_minute),
             rest_limiter: RateLimiter::per_minute(config.limits.rest_writes_per_minute),

@@ -32,15 +32,27 @@ impl Node {
             let _order = self.inbox_order.lock().await;
             let publication =
                 Arc::new(inbox::append(self.store.as_ref(), channel, user, event, &data).await?);
-            self.broker.deliver(Arc::clone(&publication)).await?;
-            self.publications.fetch_add(1, Ordering::Relaxed);
+            self.broker
+                .deliver(Arc::clone(&publication))
+                .await
+                .inspect_err(|_| self.metrics.broker_error())?;
+            self.counted(channel);
             return Ok(publication);
         }
         let history = self.config.namespace(channel.namespace()).history();
-        let publication = self.broker.publish(channel, event, data, history).await?;
-        self.publications.fetch_add(1, Ordering::Relaxed);
+        let publication = self
+            .broker
+            .publish(channel, event, data, history)
+            .await
+            .inspect_err(|_| self.metrics.broker_error())?;
+        self.counted(channel);
         tracing::debug!(channel = %channel, event, offset = publication.offset, "published");
         Ok(publication)
+    }
+
+    fn counted(&self, channel: &ChannelName) {
+        self.publications.fetch_add(1, Ordering::Relaxed);
+        self.metrics.publication(channel.namespace());
     }
 
     /// A channel's position and what a subscriber missed since `since`: from the inbox for
@@ -86,7 +98,8 @@ impl Node {
         refuse_wire_reserved(event)?;
         self.broker
             .publish_transient(channel, event, data, except)
-            .await?;
+            .await
+            .inspect_err(|_| self.metrics.broker_error())?;
         tracing::debug!(channel = %channel, event, "published transient");
         Ok(())
     }

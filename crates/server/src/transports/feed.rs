@@ -23,7 +23,7 @@ use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::CloseCode;
 use switchboard_core::cursor::Cursor;
 use switchboard_core::gate::{Released, StreamGate};
-use switchboard_core::hub::{Completion, ConnectionHandle, Outbound, WireFormat};
+use switchboard_core::hub::{Completion, ConnectionHandle, Outbound, Transport};
 use switchboard_core::publication::StreamPosition;
 use tokio::sync::mpsc;
 
@@ -36,6 +36,7 @@ use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::limits::rate::{Decision, client_key};
 use crate::node::Node;
 use crate::node::membership::Joined as NodeJoined;
+use crate::node::sessions::Session;
 
 /// Most queued items handed to the writer in one batch.
 const BATCH: usize = 64;
@@ -186,6 +187,8 @@ pub enum FeedEvent {
 pub struct Feed {
     node: Arc<Node>,
     handle: Arc<ConnectionHandle>,
+    /// Counts the feed as a connection of its transport while it lives.
+    session: Session,
     rx: mpsc::Receiver<Outbound>,
     gate: StreamGate,
     channels: Vec<ChannelName>,
@@ -198,22 +201,25 @@ impl Feed {
     /// The feed's cursor is where the client stands *before* the catch-up.
     pub async fn open(
         node: Arc<Node>,
+        transport: Transport,
         request: FeedRequest,
         since: Option<&Cursor>,
     ) -> Result<(Self, Vec<Released>, Vec<Joined>), ApiError> {
         // No per-IP permit of its own: the TCP connection carrying the stream or the poll holds
         // one from accept to close (`crate::accept`), so taking another here counted every SSE
         // client twice.
-        let (handle, rx) = ConnectionHandle::new(
+        let (handle, rx) = ConnectionHandle::for_transport(
             Arc::from(request.id.as_str()),
-            WireFormat::Native,
+            transport,
             request.identity.audience(),
             node.config.limits.outbound_queue,
         );
         handle.set_user(request.identity.user.as_deref());
+        let session = node.sessions.open(&handle);
         let mut feed = Feed {
             node,
             handle,
+            session,
             rx,
             gate: StreamGate::default(),
             channels: Vec::with_capacity(request.channels.len()),
@@ -287,6 +293,11 @@ impl Feed {
 
     pub fn id(&self) -> &str {
         self.handle.id()
+    }
+
+    /// How long the feed has been open.
+    pub fn age(&self) -> std::time::Duration {
+        self.session.age()
     }
 
     /// The channels this feed joined.

@@ -28,6 +28,7 @@ use tracing::Instrument;
 use crate::http::error::ApiError;
 use crate::node::Node;
 use crate::transports::feed::{Feed, FeedEvent, FeedRequest, decode_cursor, join_notices};
+use switchboard_core::hub::Transport;
 
 /// Wait when the client names no `timeout` (SPEC §4.4).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -100,7 +101,8 @@ async fn wait_for_updates(
     since: Cursor,
     timeout: Duration,
 ) -> Result<Response, ApiError> {
-    let (mut feed, ready, joined) = Feed::open(Arc::clone(&node), request, Some(&since)).await?;
+    let (mut feed, ready, joined) =
+        Feed::open(Arc::clone(&node), Transport::Poll, request, Some(&since)).await?;
     let unrecovered: Vec<&str> = joined
         .iter()
         .filter(|j| j.resumed && !j.recovered)

@@ -33,6 +33,7 @@ use crate::http::error::ApiError;
 use crate::node::Node;
 use crate::transports::expiry::{sleep_until_some, token_deadline};
 use crate::transports::feed::{Feed, FeedEvent, FeedRequest, Joined, decode_cursor, join_notices};
+use switchboard_core::hub::Transport;
 
 /// The `subscribed` notice sent per channel when a stream resumes (same shape as the native
 /// protocol's `subscribed` reply).
@@ -74,9 +75,10 @@ pub async fn handler(
         },
     };
     let span = tracing::info_span!("sse", feed = %request.id);
-    let (feed, ready, joined) = Feed::open(Arc::clone(&node), request, since.as_ref())
-        .instrument(span.clone())
-        .await?;
+    let (feed, ready, joined) =
+        Feed::open(Arc::clone(&node), Transport::Sse, request, since.as_ref())
+            .instrument(span.clone())
+            .await?;
     span.in_scope(|| {
         tracing::info!(transport = "sse", peer = %peer.ip(), user = user.as_deref().unwrap_or("-"), resumed = since.is_some(), "connection opened");
     });
@@ -167,6 +169,7 @@ impl Drop for SseStream {
             feed = %self.feed.id(),
             user = self.user.as_deref().unwrap_or("-"),
             code = self.ended.unwrap_or(CloseCode::Normal).code(),
+            duration_ms = self.feed.age().as_millis() as u64,
             "connection closed"
         );
     }

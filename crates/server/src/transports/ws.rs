@@ -34,6 +34,7 @@ use crate::commands::client::{Admission, Client, Resubscribe};
 use crate::commands::request::Next;
 use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::node::Node;
+use crate::node::metrics::DropReason;
 
 /// Consecutive undecodable messages after which the connection is closed with 4010.
 const MAX_INVALID_STREAK: u32 = 10;
@@ -120,6 +121,7 @@ async fn run(
             None,
         );
         handle.send(Outbound::Frame(welcome.into())).await;
+        let session = node.sessions.open(&handle);
         let user = identity.as_ref().ok().and_then(|i| i.user.clone());
         tracing::info!(transport = "websocket", peer = %peer_ip, user = user.as_deref().unwrap_or("-"), "connection opened");
 
@@ -167,7 +169,7 @@ async fn run(
         {
             tracing::debug!("writer did not finish in time");
         }
-        tracing::info!(transport = "websocket", user = user.as_deref().unwrap_or("-"), code = code.code(), "connection closed");
+        tracing::info!(transport = "websocket", user = user.as_deref().unwrap_or("-"), code = code.code(), duration_ms = session.age().as_millis() as u64, "connection closed");
     }
     .instrument(span)
     .await;
@@ -357,6 +359,9 @@ async fn read_loop(
                 continue;
             }
             Read::End(ending) => {
+                if ending == Ending::Code(CloseCode::MessageTooBig) {
+                    node.metrics.dropped(DropReason::TooLarge);
+                }
                 end(handle, protocol, ending);
                 return;
             }

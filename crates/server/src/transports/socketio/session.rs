@@ -202,6 +202,7 @@ impl SioSession {
         mut since: HashMap<String, StreamPosition>,
     ) {
         let _permit = permit;
+        let session = self.client.node().sessions.open(&handle);
         let mut defaults: Vec<ChannelName> = BROADCAST_CHANNELS
             .iter()
             .filter_map(|c| ChannelName::parse(c).ok())
@@ -243,6 +244,7 @@ impl SioSession {
             transport = "socketio",
             user = self.client.identity().user.as_deref().unwrap_or("-"),
             code = handle.close_reason().unwrap_or(CloseCode::Normal).code(),
+            duration_ms = session.age().as_millis() as u64,
             "connection closed"
         );
     }
