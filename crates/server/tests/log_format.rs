@@ -59,6 +59,23 @@ async fn json_log_lines_are_one_object_each() {
     assert_eq!(opened["level"], "INFO");
     assert_eq!(opened["fields"]["transport"], "websocket");
     assert!(opened["timestamp"].is_string(), "{opened}");
+    let closed = logs
+        .iter()
+        .find(|v| v["fields"]["message"] == "connection closed")
+        .unwrap();
+    assert!(closed["fields"]["duration_ms"].is_u64(), "{closed}");
+    assert_eq!(closed["fields"]["code"], 1000, "{closed}");
+    // The upgrade request has its line, with its id in the request span.
+    let request = logs
+        .iter()
+        .find(|v| v["fields"]["message"] == "request" && v["span"]["path"] == "/ws")
+        .unwrap_or_else(|| panic!("no request line in {logs:?}"));
+    assert_eq!(request["fields"]["status"], 101, "{request}");
+    assert_eq!(
+        request["span"]["request_id"].as_str().map(str::len),
+        Some(36),
+        "{request}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! SPEC §6: tokens and secrets never appear in logs. Runs the real binary with debug logging,
 //! sends tokens every way a client can — REST bearer header, WebSocket `?token=`, the native
 //! `auth` message, SSE `?token=` and header, long-poll `?token=` and header, the Socket.IO
-//! handshake `auth` — valid and invalid, and checks everything it printed.
+//! handshake `auth`, the admin API — valid and invalid, and checks everything it printed, in
+//! the text format and in `log.format = "json"`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
@@ -17,10 +18,22 @@ const SECRET: &str = "log-check-secret-0123456789";
 
 #[tokio::test]
 async fn tokens_and_secrets_stay_out_of_the_logs() {
+    tokens_stay_out(false).await;
+}
+
+#[tokio::test]
+async fn tokens_and_secrets_stay_out_of_json_logs() {
+    tokens_stay_out(true).await;
+}
+
+async fn tokens_stay_out(json: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = common::bin::command(dir.path());
     cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
         .env("RUST_LOG", "debug");
+    if json {
+        cmd.env("SWITCHBOARD_LOG__FORMAT", "json");
+    }
     let server = common::bin::spawn(cmd).await;
     let addr = server.addr;
     let base = format!("http://{addr}");
@@ -117,13 +130,47 @@ async fn tokens_and_secrets_stay_out_of_the_logs() {
         .unwrap();
     while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::from_secs(2), bad_ws.next()).await {}
 
+    // The admin API, with the admin's token and a bad one.
+    let admin = common::token_with(SECRET, "logadmin", Role::Admin, &[], common::now() + 600);
+    for (t, status) in [(&admin, 200), (&format!("{admin}x"), 401)] {
+        let res = http
+            .get(format!("{base}/api/admin/stats"))
+            .bearer_auth(t)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status);
+    }
+    let res = http
+        .post(format!("{base}/api/admin/disconnect"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"user":"loguser"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
     let logs = server.kill_and_output().await;
     assert!(
         logs.contains("query token rejected"),
         "debug logging really ran:\n{logs}"
     );
+    if json {
+        let objects = logs
+            .lines()
+            .filter(|l| l.starts_with('{'))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["fields"]["message"] == "request")
+            .count();
+        assert!(objects > 5, "JSON request lines were logged:\n{logs}");
+    }
     let signature = token.rsplit('.').next().unwrap();
-    for (what, needle) in [("secret", SECRET), ("token signature", signature)] {
+    let admin_signature = admin.rsplit('.').next().unwrap();
+    for (what, needle) in [
+        ("secret", SECRET),
+        ("token signature", signature),
+        ("admin token signature", admin_signature),
+    ] {
         assert!(
             !logs.contains(needle),
             "the {what} appears in the logs:\n{logs}"
