@@ -390,3 +390,24 @@ async fn request_ids_are_taken_made_and_echoed() {
     assert_ne!(replaced, "x level=ERROR");
     assert_eq!(replaced.len(), 36);
 }
+
+#[test]
+fn the_grafana_dashboard_charts_every_family_and_only_those() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut used = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            for (i, _) in expr.match_indices("switchboard_") {
+                let name: String = expr[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                used.insert(name.trim_end_matches("_bucket").to_owned());
+            }
+        }
+    }
+    let families: BTreeSet<String> = FAMILIES.iter().map(|f| f.to_string()).collect();
+    assert_eq!(used, families, "the dashboard and SPEC §8's families differ");
+}
