@@ -111,6 +111,32 @@ async fn bounded<T>(
     }
 }
 
+/// Whether a failed command certainly never reached Redis, so running it again cannot apply
+/// it twice: the connection manager's connection was already dead (a broken pipe when
+/// writing — the first command after a Redis restart meets it) or refused. A reset or an EOF
+/// after writing is not retried: the command may have run.
+fn never_sent(e: &redis::RedisError) -> bool {
+    e.is_connection_refusal() || e.to_string().to_ascii_lowercase().contains("broken pipe")
+}
+
+/// Like [`bounded`], retrying once on a fresh connection when the first attempt
+/// [`never_sent`] the command (`attempt` builds the command anew for each try).
+async fn bounded_retrying<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, BrokerError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = redis::RedisResult<T>>,
+{
+    match tokio::time::timeout(OP_TIMEOUT, attempt()).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if never_sent(&e) => {
+            tracing::info!(error = %e, "redis connection was dead; {what} again on a fresh one");
+            bounded(attempt()).await
+        }
+        Ok(Err(e)) => Err(unavailable(e)),
+        Err(_) => Err(unavailable("operation timed out")),
+    }
+}
+
 /// Connects to `url` once and sends `PING`, to name why a broker is not ready (connection
 /// refused, wrong password, unknown host) when the broker itself only reports "not ready".
 /// `Ok` for a URL that is not `redis://…`.
@@ -270,7 +296,6 @@ impl Broker for RedisBroker {
         let ttl_ms = u64::try_from(history.ttl.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
-        let mut conn = self.inner.conn.clone();
         let mut invocation = self.inner.scripts.publish.prepare_invoke();
         invocation
             .key(self.inner.keys.meta(channel))
@@ -281,9 +306,13 @@ impl Broker for RedisBroker {
             .arg(self.inner.meta_ttl_secs.max(ttl_ms / 1000 + 1))
             .arg(self.inner.keys.feed(channel))
             .arg(body);
-        let (offset, epoch): (u64, String) = bounded(invocation.invoke_async(&mut conn))
-            .await
-            .inspect_err(|e| tracing::warn!(channel = %channel, error = %e, "publish failed"))?;
+        let invocation = &invocation;
+        let (offset, epoch): (u64, String) = bounded_retrying("publishing", || {
+            let mut conn = self.inner.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await
+        .inspect_err(|e| tracing::warn!(channel = %channel, error = %e, "publish failed"))?;
         // Delivery to this node's hub comes back through the feed, in offset order with
         // everyone else's publications on the channel.
         Ok(Arc::new(Publication {

@@ -6,14 +6,37 @@
 
 use redis::Script;
 
+/// The start of both scripts: the Redis history a channel's meta belongs to. Each Redis
+/// process has its own `run_id`; a channel whose meta names another one was restored from a
+/// snapshot or a promoted replica, whose history may lack publications clients already saw
+/// (asynchronous persistence and replication lose a tail). Offsets would then be handed out a
+/// second time under the same epoch, and a client resuming from one of them would be told
+/// `recovered: true` while it missed what was lost. So the epoch is rotated (ARGV[1] is a
+/// fresh one) and the history dropped: such a client gets `recovered: false`. Meta written
+/// before this check existed has no `run` and is adopted as is.
+const RUN_CHECK: &str = r"
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
+local seen = redis.call('HGET', KEYS[1], 'run')
+if seen and seen ~= run then
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+  redis.call('DEL', KEYS[2])
+end
+if seen ~= run and redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'run', run)
+end
+";
+
 /// Publishes one publication.
 ///
-/// KEYS: 1 the channel's meta hash (`epoch`, `offset`, `ttl`), 2 its history list.
+/// Runs after [`RUN_CHECK`], which defines `run`.
+///
+/// KEYS: 1 the channel's meta hash (`epoch`, `offset`, `ttl`, `run`), 2 its history list.
 /// ARGV: 1 a fresh epoch (used only if the channel has none: a flushed Redis gets a new one),
 /// 2 history size, 3 history TTL in ms, 4 meta TTL in s, 5 the pub/sub channel, 6 the body.
 /// Returns `{offset, epoch}`.
 const PUBLISH: &str = r"
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'run', run)
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)
 local epoch = redis.call('HGET', KEYS[1], 'epoch')
 redis.call('HSET', KEYS[1], 'ttl', ARGV[3])
@@ -29,7 +52,8 @@ redis.call('PUBLISH', ARGV[5], frame)
 return {offset, epoch}
 ";
 
-/// Reads a channel's position and the history after a client's position.
+/// Reads a channel's position and the history after a client's position. Runs after
+/// [`RUN_CHECK`], which defines `run`.
 ///
 /// KEYS: 1 meta hash, 2 history list. ARGV: 1 a fresh epoch (a subscriber of a channel nobody
 /// published on yet fixes the epoch, so the first publication belongs to the epoch it was
@@ -38,6 +62,7 @@ return {offset, epoch}
 /// history frames, only when the client's epoch is current.
 const RECOVER: &str = r"
 if redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'run', run)
   redis.call('EXPIRE', KEYS[1], ARGV[2])
 end
 local m = redis.call('HMGET', KEYS[1], 'epoch', 'offset', 'ttl')
@@ -68,8 +93,8 @@ pub struct Scripts {
 impl Default for Scripts {
     fn default() -> Self {
         Self {
-            publish: Script::new(PUBLISH),
-            recover: Script::new(RECOVER),
+            publish: Script::new(&format!("{RUN_CHECK}{PUBLISH}")),
+            recover: Script::new(&format!("{RUN_CHECK}{RECOVER}")),
         }
     }
 }
