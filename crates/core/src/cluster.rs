@@ -8,6 +8,10 @@
 //! - [`Cluster`]: what the server asks through; [`LocalCluster`] is the single-process one (the
 //!   in-memory broker's deployment), a Redis implementation lives in `switchboard-redis`.
 //! - [`ClusterHandler`]: what a node answers with (the server's admin module).
+//!
+//! The cluster also keeps the presence sets every node shares (SPEC §10): a member is
+//! registered under its node, and a node's members count only while that node is alive, so a
+//! node killed without saying goodbye leaves no ghosts once its liveness expires.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -16,6 +20,8 @@ use async_trait::async_trait;
 use serde_json::Value;
 
 use crate::broker::BrokerError;
+use crate::channel::ChannelName;
+use crate::protocol::PresenceMember;
 
 /// One node's answer to a cluster question.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +57,33 @@ pub trait Cluster: Send + Sync + 'static {
         request: Value,
         timeout: Duration,
     ) -> Result<Vec<NodeAnswer>, BrokerError>;
+
+    /// Registers `member` (of this node) in `channel`'s shared presence set. A cluster of one
+    /// shares nothing and does nothing: the hub is its presence set.
+    async fn presence_add(
+        &self,
+        channel: &ChannelName,
+        member: &PresenceMember,
+    ) -> Result<(), BrokerError> {
+        let _ = (channel, member);
+        Ok(())
+    }
+
+    /// Removes connection `connection_id` from `channel`'s shared set. Must not block: it runs
+    /// in connection teardown (including `Drop`).
+    fn presence_remove(&self, channel: &ChannelName, connection_id: &str) {
+        let _ = (channel, connection_id);
+    }
+
+    /// The members of `channel` on every live node, or `None` when the cluster shares no
+    /// presence (the caller then asks its hub).
+    async fn presence(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<Option<Vec<PresenceMember>>, BrokerError> {
+        let _ = channel;
+        Ok(None)
+    }
 }
 
 /// The cluster of one process: the question is answered here, directly.

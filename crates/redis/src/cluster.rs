@@ -7,6 +7,10 @@
 //!   its last refresh (entries older than that are removed by whoever sees them).
 //! - pub/sub channel `P:control`: questions, `{"id","from","request"}`, heard by every node.
 //! - pub/sub channel `P:reply:<node>`: the answers to `<node>`'s questions, `{"id","node","answer"}`.
+//! - `P:presence:C`, a hash per channel: connection id → `{"user","connectionId","node"}`. A
+//!   member counts only while its node refreshed `P:nodes` within `presence_ttl`: the members of
+//!   a node killed without saying goodbye disappear from answers within that, and the reader
+//!   that notices deletes them.
 //!
 //! A question is answered by whoever hears it, on its own connection, so one node's slow
 //! answer never delays another's. The asker waits for the nodes listed alive when it asked,
@@ -23,17 +27,22 @@ use rand::Rng;
 use redis::aio::ConnectionManager;
 use serde_json::{Value, json};
 use switchboard_core::broker::BrokerError;
+use switchboard_core::channel::ChannelName;
 use switchboard_core::cluster::{Cluster, ClusterHandler, NodeAnswer, answer_with};
+use switchboard_core::protocol::PresenceMember;
 use switchboard_core::publication::now_ms;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::{RedisBrokerConfig, bounded, unavailable};
 
-/// How often a node refreshes its entry in `P:nodes`.
+/// How often a node refreshes its entry in `P:nodes`, at most (a third of `presence_ttl` when
+/// that is shorter, so a live node never looks dead between two refreshes).
 pub const BEAT: Duration = Duration::from_secs(2);
-/// How long after its last refresh a node counts as gone.
+/// How long after its last refresh a node counts as gone for the admin API.
 pub const NODE_TTL: Duration = Duration::from_secs(6);
+/// How long a shared presence set is kept after its last join (a set whose every node died).
+const PRESENCE_KEY_TTL_SECS: u64 = 24 * 3600;
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -42,6 +51,8 @@ type Waiters = Mutex<HashMap<u64, mpsc::UnboundedSender<(String, Value)>>>;
 struct Shared {
     id: String,
     prefix: String,
+    presence_ttl: Duration,
+    beat: Duration,
     conn: ConnectionManager,
     handler: OnceLock<Arc<dyn ClusterHandler>>,
     waiters: Waiters,
@@ -57,6 +68,9 @@ impl Shared {
     }
     fn reply(&self, node: &str) -> String {
         format!("{}:reply:{node}", self.prefix)
+    }
+    fn presence(&self, channel: &ChannelName) -> String {
+        format!("{}:presence:{channel}", self.prefix)
     }
 }
 
@@ -87,9 +101,12 @@ impl RedisCluster {
                 .set_response_timeout(Some(Duration::from_secs(3))),
         )
         .map_err(unavailable)?;
+        let presence_ttl = config.presence_ttl.max(Duration::from_millis(300));
         let shared = Arc::new(Shared {
             id: id.into(),
             prefix: config.prefix.clone(),
+            presence_ttl,
+            beat: (presence_ttl / 3).clamp(Duration::from_millis(100), BEAT),
             conn,
             handler: OnceLock::new(),
             waiters: Mutex::default(),
@@ -104,12 +121,12 @@ impl RedisCluster {
 
     /// The nodes alive now (refreshed within [`NODE_TTL`]), this one included once it beat.
     pub async fn live_nodes(&self) -> Result<Vec<String>, BrokerError> {
-        live_nodes(&self.shared).await
+        live_nodes(&self.shared, NODE_TTL).await
     }
 }
 
-async fn live_nodes(shared: &Shared) -> Result<Vec<String>, BrokerError> {
-    let since = now_ms().saturating_sub(NODE_TTL.as_millis() as u64);
+async fn live_nodes(shared: &Shared, within: Duration) -> Result<Vec<String>, BrokerError> {
+    let since = now_ms().saturating_sub(within.as_millis() as u64);
     let mut conn = shared.conn.clone();
     bounded(
         redis::cmd("ZRANGE")
@@ -124,11 +141,13 @@ async fn live_nodes(shared: &Shared) -> Result<Vec<String>, BrokerError> {
 
 /// Refreshes this node's entry and prunes the entries of nodes gone silent.
 async fn beat(shared: Arc<Shared>) {
-    let mut every = tokio::time::interval(BEAT);
+    let mut every = tokio::time::interval(shared.beat);
+    // Entries are kept for the longer of the two uses (admin liveness, presence).
+    let keep = NODE_TTL.max(shared.presence_ttl);
     loop {
         every.tick().await;
         let now = now_ms();
-        let stale = now.saturating_sub(NODE_TTL.as_millis() as u64);
+        let stale = now.saturating_sub(keep.as_millis() as u64);
         let mut conn = shared.conn.clone();
         let refreshed = bounded(
             redis::pipe()
@@ -255,7 +274,8 @@ impl Cluster for RedisCluster {
         timeout: Duration,
     ) -> Result<Vec<NodeAnswer>, BrokerError> {
         let shared = &*self.shared;
-        let mut expected: HashSet<String> = live_nodes(shared).await?.into_iter().collect();
+        let mut expected: HashSet<String> =
+            live_nodes(shared, NODE_TTL).await?.into_iter().collect();
         // This node answers even before its first heartbeat landed.
         expected.insert(shared.id.clone());
         let id = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -300,5 +320,103 @@ impl Cluster for RedisCluster {
             .collect();
         out.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(out)
+    }
+
+    async fn presence_add(
+        &self,
+        channel: &ChannelName,
+        member: &PresenceMember,
+    ) -> Result<(), BrokerError> {
+        let shared = &*self.shared;
+        let entry = json!({
+            "user": member.user,
+            "connectionId": member.connection_id,
+            "node": shared.id,
+        })
+        .to_string();
+        let mut conn = shared.conn.clone();
+        bounded(
+            redis::pipe()
+                .cmd("HSET")
+                .arg(shared.presence(channel))
+                .arg(&member.connection_id)
+                .arg(entry)
+                .ignore()
+                .cmd("EXPIRE")
+                .arg(shared.presence(channel))
+                .arg(PRESENCE_KEY_TTL_SECS)
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+
+    fn presence_remove(&self, channel: &ChannelName, connection_id: &str) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (key, field) = (self.shared.presence(channel), connection_id.to_owned());
+        let mut conn = self.shared.conn.clone();
+        runtime.spawn(async move {
+            let removed = bounded(
+                redis::cmd("HDEL")
+                    .arg(key)
+                    .arg(field)
+                    .query_async::<u64>(&mut conn),
+            )
+            .await;
+            if let Err(e) = removed {
+                tracing::debug!(error = %e, "presence entry not removed (it expires with its node)");
+            }
+        });
+    }
+
+    async fn presence(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<Option<Vec<PresenceMember>>, BrokerError> {
+        let shared = &*self.shared;
+        let mut conn = shared.conn.clone();
+        let entries: HashMap<String, String> = bounded(
+            redis::cmd("HGETALL")
+                .arg(shared.presence(channel))
+                .query_async(&mut conn),
+        )
+        .await?;
+        let mut live: HashSet<String> = live_nodes(shared, shared.presence_ttl)
+            .await?
+            .into_iter()
+            .collect();
+        live.insert(shared.id.clone());
+        let mut members = Vec::with_capacity(entries.len());
+        let mut ghosts = Vec::new();
+        for (id, entry) in entries {
+            let Ok(v) = serde_json::from_str::<Value>(&entry) else {
+                ghosts.push(id);
+                continue;
+            };
+            if !v["node"].as_str().is_some_and(|n| live.contains(n)) {
+                ghosts.push(id);
+                continue;
+            }
+            members.push(PresenceMember {
+                user: v["user"].as_str().map(str::to_owned),
+                connection_id: id,
+            });
+        }
+        if !ghosts.is_empty() {
+            let removed = bounded(
+                redis::cmd("HDEL")
+                    .arg(shared.presence(channel))
+                    .arg(&ghosts)
+                    .query_async::<u64>(&mut conn),
+            )
+            .await;
+            if let Err(e) = removed {
+                tracing::debug!(error = %e, "ghost presence entries not removed");
+            }
+        }
+        members.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
+        Ok(Some(members))
     }
 }

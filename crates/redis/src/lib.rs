@@ -48,6 +48,8 @@ pub struct RedisBrokerConfig {
     pub prefix: String,
     /// How long a channel's offset and epoch survive without publications.
     pub meta_ttl: Duration,
+    /// How long a node's presence members outlive its last sign of life (`presence.ttl_ms`).
+    pub presence_ttl: Duration,
 }
 
 impl RedisBrokerConfig {
@@ -57,6 +59,7 @@ impl RedisBrokerConfig {
             url: url.into(),
             prefix: "switchboard".into(),
             meta_ttl: Duration::from_secs(7 * 24 * 3600),
+            presence_ttl: Duration::from_secs(30),
         }
     }
 }

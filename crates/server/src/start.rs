@@ -138,6 +138,7 @@ fn build_broker(config: &Config, hub: &Arc<Hub>) -> Result<BuiltBroker, ServeErr
     }
     let mut redis = switchboard_redis::RedisBrokerConfig::new(config.broker.url.clone());
     redis.prefix = config.broker.prefix.clone();
+    redis.presence_ttl = Duration::from_millis(config.presence.ttl_ms);
     let broker = switchboard_redis::RedisBroker::new(&redis, Arc::clone(hub))?;
     let cluster = switchboard_redis::cluster::RedisCluster::new(&redis, node_id.clone())?;
     tracing::info!(

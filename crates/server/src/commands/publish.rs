@@ -89,7 +89,15 @@ impl Client {
         if let Some(refusal) = presence_refusal(self.node(), self.identity(), self.id(), &channel) {
             return self.refuse(out, refusal).await;
         }
-        let members = self.node().presence(&channel);
+        // A Redis outage leaves this node's own members: presence is informational, and the
+        // client's request is still answered (the outage is logged and shows in /readyz).
+        let members = match self.node().presence(&channel).await {
+            Ok(members) => members,
+            Err(e) => {
+                tracing::warn!(channel = %channel, error = %e, "shared presence unreadable; answering with this node's members");
+                self.node().local_presence(&channel)
+            }
+        };
         let reply = Reply::Presence {
             channel: &channel,
             members: &members,

@@ -48,6 +48,8 @@ pub struct Config {
     pub shutdown: ShutdownConfig,
     /// `[inbox]`.
     pub inbox: InboxConfig,
+    /// `[presence]`.
+    pub presence: PresenceConfig,
     /// `[tls]`: serve `https://` and `wss://` directly.
     pub tls: TlsConfig,
     /// `[sse]`: Server-Sent Events at `/events`.
@@ -119,6 +121,7 @@ impl Default for Config {
             },
             shutdown: ShutdownConfig { grace_ms: 10_000 },
             inbox: InboxConfig { ttl_secs: 86_400 },
+            presence: PresenceConfig { ttl_ms: 30_000 },
             tls: TlsConfig::default(),
             sse: SseConfig {
                 heartbeat_ms: 15_000,

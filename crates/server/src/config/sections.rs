@@ -166,6 +166,15 @@ pub struct InboxConfig {
     pub ttl_secs: u64,
 }
 
+/// `[presence]`: the presence sets nodes share (SPEC §10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PresenceConfig {
+    /// How long after its node's last sign of life a member is still listed: a node that dies
+    /// without saying goodbye (SIGKILL, network loss) has its members gone within this.
+    pub ttl_ms: u64,
+}
+
 /// `[shutdown]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

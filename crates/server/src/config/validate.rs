@@ -152,6 +152,12 @@ impl Config {
                 return Err(invalid("tls.cert", "must be set together with tls.key"));
             }
         }
+        if self.presence.ttl_ms < 300 {
+            return Err(invalid(
+                "presence.ttl_ms",
+                "must be at least 300 (nodes refresh their liveness every third of it)",
+            ));
+        }
         if self.inbox.ttl_secs == 0 {
             return Err(invalid("inbox.ttl_secs", "must be at least 1"));
         }

@@ -56,6 +56,17 @@ impl Node {
                 return Err(e);
             }
         };
+        if self.keeps_presence(channel) {
+            // Presence is a convenience: a member missing from the shared set is logged, the
+            // subscription stands.
+            if let Err(e) = self
+                .cluster
+                .presence_add(channel, &presence_member(conn))
+                .await
+            {
+                tracing::warn!(channel = %channel, error = %e, "presence entry not shared");
+            }
+        }
         if self.announces_join_leave(channel) {
             self.announce(
                 channel,
@@ -110,6 +121,9 @@ impl Node {
     /// broker to stop feeding the channel here. Never blocks (it runs in `Drop`).
     pub fn unsubscribe(&self, channel: &ChannelName, conn: &str) -> bool {
         let removed = self.hub.unsubscribe(channel, conn);
+        if removed && self.keeps_presence(channel) {
+            self.cluster.presence_remove(channel, conn);
+        }
         if removed && !self.hub.has_subscribers(channel) {
             self.broker.on_unsubscribe(channel);
         }
@@ -134,8 +148,21 @@ impl Node {
         }
     }
 
-    /// The members of `channel` connected to this node.
-    pub fn presence(&self, channel: &ChannelName) -> Vec<PresenceMember> {
+    /// The members of `channel` on every node of the cluster (SPEC §10): the shared set when
+    /// the cluster keeps one (Redis), this node's hub otherwise.
+    pub async fn presence(
+        &self,
+        channel: &ChannelName,
+    ) -> Result<Vec<PresenceMember>, BrokerError> {
+        match self.cluster.presence(channel).await? {
+            Some(members) => Ok(members),
+            None => Ok(self.local_presence(channel)),
+        }
+    }
+
+    /// The members of `channel` connected to this node (what this node answers when the admin
+    /// API asks every node).
+    pub fn local_presence(&self, channel: &ChannelName) -> Vec<PresenceMember> {
         self.hub
             .members(channel)
             .into_iter()
@@ -144,6 +171,10 @@ impl Node {
                 connection_id: conn.to_string(),
             })
             .collect()
+    }
+
+    fn keeps_presence(&self, channel: &ChannelName) -> bool {
+        self.config.namespace(channel.namespace()).presence
     }
 
     fn announces_join_leave(&self, channel: &ChannelName) -> bool {

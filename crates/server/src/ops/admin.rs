@@ -126,7 +126,9 @@ fn answer_locally(node: &Node, question: Question) -> Value {
                 .collect(),
         ),
         Question::Presence { channel } => match ChannelName::parse(&channel) {
-            Ok(channel) => serde_json::to_value(node.presence(&channel)).unwrap_or(Value::Null),
+            Ok(channel) => {
+                serde_json::to_value(node.local_presence(&channel)).unwrap_or(Value::Null)
+            }
             Err(_) => Value::Array(Vec::new()),
         },
         Question::Disconnect { user } => {

@@ -86,7 +86,13 @@ pub async fn presence(
     if let Some(refusal) = presence_refusal(&node, &who, "", &channel) {
         return Err(refused(&refusal));
     }
-    let members = node.presence(&channel);
+    let members = node.presence(&channel).await.map_err(|e| {
+        tracing::warn!(channel = %channel, error = %e, "shared presence unreadable");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Presence temporarily unavailable; retry",
+        )
+    })?;
     Ok(Json(
         json!({ "channel": channel.as_str(), "members": members }),
     ))
