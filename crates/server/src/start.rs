@@ -22,6 +22,7 @@ use crate::accept;
 use crate::apps;
 use crate::config::Config;
 use crate::demo;
+use crate::http::forwarded::TrustedProxies;
 use crate::node;
 use crate::node::{Apps, Node, PRESENCE_EVENTS, Parts};
 use crate::ops;
@@ -365,6 +366,8 @@ impl Prepared {
         let server = accept::Server {
             router: router::router(Arc::clone(&node)),
             limiter: node.connections.clone(),
+            // Validated with the configuration: an entry that does not parse stopped start-up.
+            trusted: TrustedProxies::parse(&config.security.trusted_proxies).unwrap_or_default(),
             tls,
             header_read_timeout: Duration::from_millis(config.http.header_read_timeout_ms),
             body_timeout: Duration::from_millis(config.http.body_timeout_ms),

@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
+
+use crate::http::forwarded::{Proxied, TrustedProxies};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -45,6 +47,9 @@ pub struct Server {
     pub router: Router,
     /// The per-IP connection limit shared with the transports.
     pub limiter: ConnectionLimiter,
+    /// `security.trusted_proxies`: their connections take no per-IP permit, and their
+    /// requests are attributed to the client `X-Forwarded-For` names.
+    pub trusted: TrustedProxies,
     /// TLS, when `tls.cert` and `tls.key` are set.
     pub tls: Option<TlsAcceptor>,
     /// `http.header_read_timeout_ms`.
@@ -91,12 +96,17 @@ impl Server {
                     continue;
                 }
             };
-            let Some(permit) = this.limiter.acquire(peer.ip()) else {
-                tracing::info!(peer = %peer.ip(), "too many connections from this address");
-                if this.tls.is_none() {
-                    tokio::spawn(refuse(tcp));
-                }
-                continue;
+            let permit = if this.trusted.contains(peer.ip()) {
+                None
+            } else {
+                let Some(permit) = this.limiter.acquire(peer.ip()) else {
+                    tracing::info!(peer = %peer.ip(), "too many connections from this address");
+                    if this.tls.is_none() {
+                        tokio::spawn(refuse(tcp));
+                    }
+                    continue;
+                };
+                Some(permit)
             };
             let io = Guarded::new(tcp, permit, tracker.live(), this.linger);
             let (this, stop, handshakes) =
@@ -143,6 +153,7 @@ impl Server {
             router: self.router.clone(),
             peer,
             body_timeout: self.body_timeout,
+            trusted: self.trusted.clone(),
         };
         let mut builder = http1::Builder::new();
         builder
@@ -199,13 +210,15 @@ async fn refuse(mut tcp: TcpStream) {
     .await;
 }
 
-/// One connection's view of the router: each request gets the peer address (as axum's
-/// `ConnectInfo`) and a body deadline.
+/// One connection's view of the router: each request gets the client's address (as axum's
+/// `ConnectInfo`: the peer, or behind a trusted proxy the client it names, marked
+/// [`Proxied`]) and a body deadline.
 #[derive(Clone)]
 struct ConnService {
     router: Router,
     peer: SocketAddr,
     body_timeout: Duration,
+    trusted: TrustedProxies,
 }
 
 impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
@@ -215,7 +228,12 @@ impl hyper::service::Service<hyper::Request<Incoming>> for ConnService {
 
     fn call(&self, req: hyper::Request<Incoming>) -> Self::Future {
         let mut req = req.map(|body| TimedBody::new(body, self.body_timeout));
-        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let mut client = self.peer;
+        if self.trusted.contains(self.peer.ip()) {
+            client.set_ip(self.trusted.client_ip(self.peer.ip(), req.headers()));
+            req.extensions_mut().insert(Proxied);
+        }
+        req.extensions_mut().insert(ConnectInfo(client));
         let mut router = self.router.clone();
         tower_service::Service::call(&mut router, req)
     }

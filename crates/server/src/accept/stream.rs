@@ -78,7 +78,9 @@ impl Drop for Live {
 /// What a connection holds until it is fully closed.
 #[derive(Debug)]
 struct Held {
-    _permit: ConnectionPermit,
+    /// `None` for a trusted proxy's connection: it carries many clients, each counted by
+    /// the transport that serves it (see `http::forwarded`).
+    _permit: Option<ConnectionPermit>,
     _live: Live,
 }
 
@@ -94,8 +96,14 @@ pub struct Guarded {
 }
 
 impl Guarded {
-    /// Wraps an accepted stream holding its per-IP permit and its place in the tracker.
-    pub fn new(stream: TcpStream, permit: ConnectionPermit, live: Live, linger: Duration) -> Self {
+    /// Wraps an accepted stream holding its per-IP permit (none for a trusted proxy) and its
+    /// place in the tracker.
+    pub fn new(
+        stream: TcpStream,
+        permit: Option<ConnectionPermit>,
+        live: Live,
+        linger: Duration,
+    ) -> Self {
         Self {
             inner: Some(stream),
             held: Some(Held {

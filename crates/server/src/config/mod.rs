@@ -87,6 +87,7 @@ impl Default for Config {
             },
             security: SecurityConfig {
                 allowed_origins: vec!["http://localhost:3000".into()],
+                trusted_proxies: Vec::new(),
             },
             limits: LimitsConfig {
                 max_message_bytes: 1024 * 1024,

@@ -65,6 +65,24 @@ pub struct SecurityConfig {
     /// Origins allowed for WebSocket handshakes and CORS; `"*"` allows any. Requests without an
     /// Origin header, and same-origin requests, are always allowed.
     pub allowed_origins: Vec<String>,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client; from
+    /// anyone else the header is ignored. Empty by default.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Parses `security.trusted_proxies`: CIDR blocks (`10.0.0.0/8`) and single addresses
+/// (`127.0.0.1`, `::1`); the error names the entry that is neither.
+pub fn parse_trusted_proxies(entries: &[String]) -> Result<Vec<ipnet::IpNet>, String> {
+    entries
+        .iter()
+        .map(|e| {
+            let e = e.trim();
+            e.parse::<ipnet::IpNet>()
+                .or_else(|_| e.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| format!("{e:?} is not an address or a CIDR block"))
+        })
+        .collect()
 }
 
 /// `[limits]`.

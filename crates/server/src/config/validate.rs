@@ -152,6 +152,9 @@ impl Config {
                 return Err(invalid("tls.cert", "must be set together with tls.key"));
             }
         }
+        if let Err(e) = super::parse_trusted_proxies(&self.security.trusted_proxies) {
+            return Err(invalid("security.trusted_proxies", &e));
+        }
         if self.presence.ttl_ms < 300 {
             return Err(invalid(
                 "presence.ttl_ms",

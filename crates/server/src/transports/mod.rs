@@ -15,3 +15,31 @@ pub mod socketio;
 pub mod sse;
 pub mod write_loop;
 pub mod ws;
+
+/// The per-IP permit a long-lived connection (a WebSocket, a Socket.IO socket, an SSE stream)
+/// takes for itself when it came through a trusted proxy: the proxy's TCP connection took
+/// none, since it carries many clients (`http::forwarded`). `None` for a direct connection,
+/// whose TCP permit already counts it; `Err` when the client's address has the maximum.
+pub fn proxied_permit(
+    node: &crate::node::Node,
+    proxied: bool,
+    ip: std::net::IpAddr,
+) -> Result<Option<crate::limits::connections::ConnectionPermit>, TooManyConnections> {
+    if !proxied {
+        return Ok(None);
+    }
+    match node.connections.acquire(ip) {
+        Some(permit) => Ok(Some(permit)),
+        None => {
+            tracing::info!(peer = %ip, "too many connections from this address (behind a trusted proxy)");
+            Err(TooManyConnections)
+        }
+    }
+}
+
+/// `limits.max_connections_per_ip` reached for a client behind a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct TooManyConnections;
+
+/// The message every transport refuses such a client with (the same as the accept loop's).
+pub const TOO_MANY_CONNECTIONS: &str = "Too many connections from this address";

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::extract::{ConnectInfo, Extension, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Serialize;
@@ -30,6 +30,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tracing::Instrument;
 
 use crate::http::error::ApiError;
+use crate::http::forwarded::Proxied;
+use crate::limits::connections::ConnectionPermit;
 use crate::node::Node;
 use crate::transports::expiry::{sleep_until_some, token_deadline};
 use crate::transports::feed::{Feed, FeedEvent, FeedRequest, Joined, decode_cursor, join_notices};
@@ -60,9 +62,12 @@ pub async fn handler(
     State(node): State<Arc<Node>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
+    proxied: Option<Extension<Proxied>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let request = FeedRequest::from_http(&node, &headers, &query, peer.ip())?;
+    let permit = super::proxied_permit(&node, proxied.is_some(), peer.ip())
+        .map_err(|_| ApiError::new(StatusCode::TOO_MANY_REQUESTS, super::TOO_MANY_CONNECTIONS))?;
     let token_expires_at = request.identity.expires_at;
     let user = request.identity.user.clone();
     // `Last-Event-ID` wins: EventSource resends the original URL (with its old `since`) on
@@ -84,6 +89,7 @@ pub async fn handler(
     });
 
     let mut stream = SseStream::new(Arc::clone(&node), feed, token_expires_at, user.clone());
+    stream.permit = permit;
     stream.pending.push_back(sse::connected(
         &stream.feed.cursor().encode(),
         node.config.sse.retry_ms,
@@ -151,6 +157,8 @@ fn close_notice(code: CloseCode) -> Bytes {
 struct SseStream {
     node: Arc<Node>,
     feed: Feed,
+    /// Behind a trusted proxy: this client's place in the per-IP count, for the stream's life.
+    permit: Option<ConnectionPermit>,
     pending: VecDeque<Bytes>,
     heartbeat: Interval,
     /// When the stream's token expires (the stream then ends with a 4004 close notice).
@@ -188,6 +196,7 @@ impl SseStream {
         Self {
             node,
             feed,
+            permit: None,
             pending: VecDeque::new(),
             heartbeat,
             expiry: token_deadline(token_expires_at),

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, Extension, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -32,6 +32,8 @@ use super::write_loop::{self, CLOSE_FLUSH, Transport, WriteError};
 use crate::commands::auth::{Refused, admit};
 use crate::commands::client::{Admission, Client, Resubscribe};
 use crate::commands::request::Next;
+use crate::http::error::ApiError;
+use crate::http::forwarded::Proxied;
 use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::node::Node;
 use crate::node::metrics::DropReason;
@@ -51,6 +53,7 @@ pub async fn handler(
     State(node): State<Arc<Node>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Query(query): Query<HashMap<String, String>>,
+    proxied: Option<Extension<Proxied>>,
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -58,6 +61,10 @@ pub async fn handler(
         log_refusal("websocket", &headers);
         return (StatusCode::FORBIDDEN, "Origin not allowed").into_response();
     }
+    let Ok(permit) = super::proxied_permit(&node, proxied.is_some(), peer.ip()) else {
+        return ApiError::new(StatusCode::TOO_MANY_REQUESTS, super::TOO_MANY_CONNECTIONS)
+            .into_response();
+    };
     // The per-IP limit was applied when the TCP connection was accepted (`accept`); its
     // permit lives in the socket and so lasts exactly as long as this WebSocket.
     let token = query
@@ -78,7 +85,10 @@ pub async fn handler(
         // beyond this are coalesced into one, and our own writes wait (then time out: 4009).
         .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(WRITE_BUFFER_BYTES + hard_cap + 64 * 1024)
-        .on_upgrade(move |socket| run(node, socket, identity, peer.ip()))
+        .on_upgrade(move |socket| async move {
+            let _permit = permit;
+            run(node, socket, identity, peer.ip()).await
+        })
 }
 
 async fn run(

@@ -43,6 +43,7 @@ use tracing::Instrument;
 use self::session::{Incoming, SioSession};
 use self::sink::SocketSink;
 use crate::commands::auth::admit as admit_token;
+use crate::http::forwarded::Proxied;
 use crate::http::origin::{OriginPolicy, log_refusal};
 use crate::limits::connections::ConnectionPermit;
 use crate::node::Node;
@@ -158,7 +159,12 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
     // A socket on the websocket transport is counted by its TCP connection (`accept`), whose
     // permit lives as long as the upgraded stream. A polling session outlives each of its
     // requests, so it holds a permit of its own.
+    let proxied = parts.extensions.get::<Proxied>().is_some();
     let permit = match socket.transport_type() {
+        // Behind a trusted proxy the TCP connection is the proxy's and took no permit.
+        TransportType::Websocket if proxied => super::proxied_permit(node, true, ip)
+            .map_err(|_| Rejected(super::TOO_MANY_CONNECTIONS.into()))?
+            .map(Arc::new),
         TransportType::Websocket => None,
         TransportType::Polling => {
             Some(Arc::new(node.connections.acquire(ip).ok_or_else(|| {
