@@ -3,6 +3,8 @@
 //! connection and a stopped client, a transient one (1012, restarting) is a reconnect. The
 //! real server's closes are tested in crates/server/tests/rust_client.rs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -6,6 +6,8 @@
 //! A cut-able TCP proxy sits between client and server where the test needs the network to
 //! drop: the server never sees a clean close, as after a real outage.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
 mod common;
 
 use std::time::Duration;
