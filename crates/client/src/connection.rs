@@ -123,7 +123,7 @@ where
     }
 
     /// Sends a typed message, with a `ref` the answer will echo when given.
-    pub async fn send(
+    pub async fn send_message(
         &mut self,
         message: &ClientMessage,
         r#ref: Option<u64>,

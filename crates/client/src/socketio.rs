@@ -111,9 +111,10 @@ pub fn emit(event: &str, data: &Value, ack: Option<u64>) -> String {
     }
 }
 
-/// Connects a WebSocket opened on [`endpoint`] to namespace `/`: waits for the Engine.IO open,
-/// sends the connect (with `auth` when given), answers pings meanwhile, and returns the
-/// socket id. A `connect_error` is [`ClientError::Refused`] with its message.
+/// Connects a WebSocket opened on [`endpoint`] to namespace `/`: reads the Engine.IO open (the
+/// first frame, or [`ClientError::Malformed`]), sends the connect (with `auth` when given),
+/// answers pings meanwhile, and returns the socket id. A `connect_error` is
+/// [`ClientError::Refused`] with its message.
 pub async fn connect<S>(
     conn: &mut Connection<S>,
     auth: Option<&Value>,
@@ -121,16 +122,20 @@ pub async fn connect<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let open = conn.next_text().await?;
+    if classify(&open) != Frame::Open {
+        return Err(ClientError::Malformed(format!(
+            "expected the engine.io open, got {open}"
+        )));
+    }
+    let connect = match auth {
+        Some(a) => format!("40{a}"),
+        None => CONNECT.to_owned(),
+    };
+    conn.send_text(connect).await?;
     loop {
         let text = conn.next_text().await?;
         match classify(&text) {
-            Frame::Open => {
-                let connect = match auth {
-                    Some(a) => format!("40{a}"),
-                    None => CONNECT.to_owned(),
-                };
-                conn.send_text(connect).await?;
-            }
             Frame::Ping => conn.send_text(PONG).await?,
             Frame::Connected => {
                 let sid = serde_json::from_str::<Value>(&text[2..])

@@ -264,7 +264,7 @@ impl Driver {
             }
             _ => None,
         };
-        conn.send(&message, r#ref)
+        conn.send_message(&message, r#ref)
             .await
             .err()
             .map(|e| End::Lost(e.close_code()))
@@ -308,7 +308,7 @@ impl Driver {
             }
         };
         let r#ref = self.take_ref(pending);
-        conn.send(&message, Some(r#ref))
+        conn.send_message(&message, Some(r#ref))
             .await
             .err()
             .map(|e| End::Lost(e.close_code()))
