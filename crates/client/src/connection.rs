@@ -128,7 +128,7 @@ where
         message: &ClientMessage,
         r#ref: Option<u64>,
     ) -> Result<(), ClientError> {
-        self.send_text(message.to_json(r#ref)).await
+        self.send_text(crate::message::encode(message, r#ref)).await
     }
 
     /// Sends a text frame as it is: the escape hatch for malformed input and other protocols.

@@ -1,82 +1,39 @@
-//! The native protocol v1 (SPEC §4.1) as the client sees it: the messages it sends, encoded
-//! with serde, and the frames the server sends, decoded into [`ServerMessage`].
+//! The native protocol v1 (SPEC §4.1) as the client sees it: the messages it sends (the
+//! server's [`ClientMessage`], encoded with serde), and the frames the server sends, decoded
+//! into [`ServerMessage`].
 //!
 //! The server's codec (`switchboard_core::protocol`) decodes client messages and encodes
 //! deliveries without a JSON tree; the client goes the other way and is not on a hot path, so
 //! it uses `serde_json::Value` for payloads, which is what callers want to inspect.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use switchboard_core::publication::StreamPosition;
 
 use crate::error::ClientError;
 
-/// Everything a client may send (SPEC §4.1). Channel names are plain strings here, unchecked,
-/// so protocol tests can send names the server must refuse.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ClientMessage {
-    /// Authenticate, or refresh the token of this connection in place.
-    Auth {
-        /// The JWT.
-        token: String,
-        /// A city dashboard to join after authenticating (SPEC §1.4).
-        #[serde(rename = "cityId", skip_serializing_if = "Option::is_none")]
-        city_id: Option<String>,
-    },
-    /// Subscribe, optionally resuming after `since`.
-    Subscribe {
-        /// The channel.
-        channel: String,
-        /// Where this client's stream stopped; the server sends what came after it.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        since: Option<StreamPosition>,
-    },
-    /// Leave a channel.
-    Unsubscribe {
-        /// The channel.
-        channel: String,
-    },
-    /// Publish on a channel whose namespace allows client publications.
-    Publish {
-        /// The channel.
-        channel: String,
-        /// The event name.
-        event: String,
-        /// The payload.
-        data: Value,
-    },
-    /// A lobby chat line.
-    Chat {
-        /// The text.
-        message: String,
-    },
-    /// Ask for a channel's presence set.
-    Presence {
-        /// The channel.
-        channel: String,
-    },
-    /// Acknowledge `user:` inbox deliveries up to and including `offset`.
-    Ack {
-        /// The channel (the client's own `user:<sub>`).
-        channel: String,
-        /// The last offset handled.
-        offset: u64,
-    },
-    /// Application-level keepalive; answered with `pong`.
-    Ping,
+/// Everything a client may send (SPEC §4.1): the server's own definition, so the two cannot
+/// drift apart. Channel names are plain strings there, unchecked, so protocol tests can send
+/// names the server must refuse; a publish's `data` is raw JSON (see [`raw_json`]).
+pub use switchboard_core::protocol::ClientMessage;
+
+/// The JSON text of `message`, with `"ref"` when given (the server echoes it in its answer,
+/// which is how the high-level client matches answers to requests).
+pub fn encode(message: &ClientMessage, r#ref: Option<u64>) -> String {
+    let mut v = serde_json::to_value(message).unwrap_or(Value::Null);
+    if let (Some(r), Value::Object(map)) = (r#ref, &mut v) {
+        map.insert("ref".to_owned(), Value::from(r));
+    }
+    v.to_string()
 }
 
-impl ClientMessage {
-    /// The JSON text of this message, with `"ref"` when given (the server echoes it in its
-    /// answer, which is how the high-level client matches answers to requests).
-    pub fn to_json(&self, r#ref: Option<u64>) -> String {
-        let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
-        if let (Some(r), Value::Object(map)) = (r#ref, &mut v) {
-            map.insert("ref".to_owned(), Value::from(r));
-        }
-        v.to_string()
-    }
+/// `value` as the raw JSON a [`ClientMessage::Publish`] carries.
+pub fn raw_json(value: &Value) -> Box<RawValue> {
+    serde_json::value::to_raw_value(value).unwrap_or_else(|_| {
+        // A `Value` always serializes; `null` keeps this total without a panic path.
+        RawValue::NULL.to_owned()
+    })
 }
 
 /// What the server says first (SPEC §4.1 `welcome`).
@@ -266,15 +223,25 @@ mod tests {
             }),
         };
         assert_eq!(
-            sub.to_json(Some(3)),
+            encode(&sub, Some(3)),
             r#"{"channel":"missions","ref":3,"since":{"epoch":"k3","offset":7},"type":"subscribe"}"#
         );
         let auth = ClientMessage::Auth {
             token: "t".into(),
             city_id: None,
         };
-        assert_eq!(auth.to_json(None), r#"{"token":"t","type":"auth"}"#);
-        assert_eq!(ClientMessage::Ping.to_json(None), r#"{"type":"ping"}"#);
+        assert_eq!(encode(&auth, None), r#"{"token":"t","type":"auth"}"#);
+        assert_eq!(encode(&ClientMessage::Ping, None), r#"{"type":"ping"}"#);
+        let publish = ClientMessage::Publish {
+            channel: "room:1".into(),
+            event: "note".into(),
+            data: raw_json(&serde_json::json!({"n": 1.5})),
+        };
+        let back = switchboard_core::protocol::decode(&encode(&publish, Some(9))).unwrap();
+        assert!(
+            matches!(back.message, ClientMessage::Publish { ref data, .. } if data.get() == r#"{"n":1.5}"#)
+        );
+        assert_eq!(back.r#ref.map(|r| r.get().to_owned()), Some("9".to_owned()));
     }
 
     #[test]

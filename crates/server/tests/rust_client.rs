@@ -16,7 +16,8 @@ use common::proxy::Proxy;
 use common::{SECRET, TestServer, WAIT, agent, hq, now, put_mission, token, token_with};
 use serde_json::json;
 use switchboard_client::{
-    Client, ClientError, Publication, State, StreamPosition, Subscription, SubscriptionEvent,
+    Client, ClientBuilder, ClientError, Publication, State, StreamPosition, Subscription,
+    SubscriptionEvent,
 };
 use switchboard_core::auth::Role;
 
@@ -58,6 +59,31 @@ async fn state_becomes(client: &Client, f: impl Fn(&State) -> bool) {
         .await
         .expect("timed out waiting for the client state")
         .expect("client task gone");
+}
+
+/// A server, a proxy in front of it, and a client connected through the proxy that
+/// reconnects quickly.
+async fn behind_a_proxy() -> (TestServer, Proxy, Client) {
+    let server = TestServer::start().await;
+    let proxy = Proxy::start(server.addr).await;
+    let client = Client::builder(format!("ws://{}/ws", proxy.addr))
+        .reconnect_delay(FAST.0, FAST.1)
+        .connect()
+        .await
+        .unwrap();
+    (server, proxy, client)
+}
+
+/// Connects (reconnecting quickly) and subscribes to `missions`, past its `subscribed`.
+async fn on_missions(builder: ClientBuilder) -> (Client, Subscription) {
+    let client = builder
+        .reconnect_delay(FAST.0, FAST.1)
+        .connect()
+        .await
+        .unwrap();
+    let mut missions = client.subscribe("missions", None).unwrap();
+    subscribed(&mut missions).await;
+    (client, missions)
 }
 
 #[tokio::test]
@@ -115,13 +141,7 @@ async fn subscribes_receives_publishes_and_lists_presence() {
 
 #[tokio::test]
 async fn resumes_after_a_dropped_connection_without_missing_or_repeating() {
-    let server = TestServer::start().await;
-    let proxy = Proxy::start(server.addr).await;
-    let client = Client::builder(format!("ws://{}/ws", proxy.addr))
-        .reconnect_delay(FAST.0, FAST.1)
-        .connect()
-        .await
-        .unwrap();
+    let (server, proxy, client) = behind_a_proxy().await;
     let first_id = client.connection_id().unwrap();
     let mut missions = client.subscribe("missions", None).unwrap();
     let (start, _) = subscribed(&mut missions).await;
@@ -168,13 +188,7 @@ async fn resumes_after_a_dropped_connection_without_missing_or_repeating() {
 
 #[tokio::test]
 async fn a_lost_history_is_a_gap_and_the_stream_goes_on() {
-    let server = TestServer::start().await;
-    let proxy = Proxy::start(server.addr).await;
-    let client = Client::builder(format!("ws://{}/ws", proxy.addr))
-        .reconnect_delay(FAST.0, FAST.1)
-        .connect()
-        .await
-        .unwrap();
+    let (server, proxy, client) = behind_a_proxy().await;
     let mut missions = client.subscribe("missions", None).unwrap();
     let (old, _) = subscribed(&mut missions).await;
     update(&server, "before").await;
@@ -240,20 +254,14 @@ async fn an_expired_token_is_replaced_by_the_provider_and_the_stream_resumes() {
     let server = TestServer::start().await;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = calls.clone();
-    let client = Client::builder(server.ws_url(""))
-        .token_provider(move || {
-            let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async move {
-                let exp = if n == 0 { now() + 2 } else { now() + 3600 };
-                Ok::<_, String>(token_with(SECRET, "carol", Role::Agent, &[], exp))
-            }
-        })
-        .reconnect_delay(FAST.0, FAST.1)
-        .connect()
-        .await
-        .unwrap();
-    let mut missions = client.subscribe("missions", None).unwrap();
-    subscribed(&mut missions).await;
+    let client = Client::builder(server.ws_url("")).token_provider(move || {
+        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        async move {
+            let exp = if n == 0 { now() + 2 } else { now() + 3600 };
+            Ok::<_, String>(token_with(SECRET, "carol", Role::Agent, &[], exp))
+        }
+    });
+    let (_client, mut missions) = on_missions(client).await;
     // The server closes with 4004 at expiry; the client asks for a new token and resumes.
     let (_, recovered) = tokio::time::timeout(Duration::from_secs(5), subscribed(&mut missions))
         .await
@@ -275,14 +283,8 @@ async fn a_refused_token_stops_the_client_for_good() {
     assert_eq!(err.close_code(), Some(4002), "{err:?}");
 
     // In place: the refresh fails, the server closes with 4002, and the client stays down.
-    let client = Client::builder(server.ws_url(""))
-        .token(token("dave", Role::Agent, &[]))
-        .reconnect_delay(FAST.0, FAST.1)
-        .connect()
-        .await
-        .unwrap();
-    let mut missions = client.subscribe("missions", None).unwrap();
-    subscribed(&mut missions).await;
+    let client = Client::builder(server.ws_url("")).token(token("dave", Role::Agent, &[]));
+    let (client, mut missions) = on_missions(client).await;
     let err = client.refresh_token("not-a-jwt").await.unwrap_err();
     assert!(matches!(err, ClientError::AuthRefused(_)), "{err:?}");
     assert_eq!(

@@ -14,7 +14,7 @@ use super::{ClientBuilder, State, SubscriptionEvent, TokenProvider};
 use crate::backoff::Backoff;
 use crate::connection::{Connection, Session};
 use crate::error::ClientError;
-use crate::message::{ClientMessage, Member, ServerFrame, ServerMessage};
+use crate::message::{ClientMessage, Member, ServerFrame, ServerMessage, raw_json};
 
 /// What a handle asks the task to do.
 pub(crate) enum Command {
@@ -281,7 +281,7 @@ impl Driver {
                 ClientMessage::Publish {
                     channel,
                     event,
-                    data,
+                    data: raw_json(&data),
                 },
                 Pending::Publish(reply),
             ),
