@@ -17,6 +17,7 @@
 //! same types the server uses, so client and server cannot disagree on them.
 
 #![warn(missing_docs)]
+#![doc = include_str!("../README.md")]
 
 pub mod backoff;
 pub mod client;
