@@ -13,6 +13,9 @@
 //! Beside them, sans-IO framing the tests and the load generator share: [`sse`] (the
 //! `text/event-stream` reader) and [`socketio`] (Engine.IO v4 / Socket.IO v5 packets).
 //!
+//! [`backoff`] holds the reconnect delays (exponential, full jitter); [`error`] the one
+//! [`ClientError`] of both layers.
+//!
 //! Channel names, stream positions and the close-code rule come from `switchboard-core`, the
 //! same types the server uses, so client and server cannot disagree on them.
 
