@@ -393,7 +393,10 @@ async fn request_ids_are_taken_made_and_echoed() {
 
 #[test]
 fn the_grafana_dashboard_charts_every_family_and_only_those() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/grafana-dashboard.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/grafana-dashboard.json"
+    );
     let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut used = BTreeSet::new();
     for panel in dashboard["panels"].as_array().unwrap() {
@@ -409,5 +412,8 @@ fn the_grafana_dashboard_charts_every_family_and_only_those() {
         }
     }
     let families: BTreeSet<String> = FAMILIES.iter().map(|f| f.to_string()).collect();
-    assert_eq!(used, families, "the dashboard and SPEC §8's families differ");
+    assert_eq!(
+        used, families,
+        "the dashboard and SPEC §8's families differ"
+    );
 }

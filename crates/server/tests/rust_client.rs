@@ -299,3 +299,43 @@ async fn a_refused_token_stops_the_client_for_good() {
         "the client's task is gone: nothing reconnects"
     );
 }
+
+/// WebSocket connections the server counts now (`/api/admin/stats`).
+async fn websocket_connections(server: &TestServer) -> u64 {
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(server.http("/api/admin/stats"))
+        .bearer_auth(token("root", Role::Admin, &[]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stats["nodes"][0]["connections"]["websocket"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{stats}"))
+}
+
+#[tokio::test]
+async fn an_administrators_disconnect_is_not_undone_by_a_reconnect() {
+    let server = TestServer::start().await;
+    let builder = Client::builder(server.ws_url("")).token(token("erin", Role::Agent, &[]));
+    let (client, mut missions) = on_missions(builder).await;
+    assert_eq!(websocket_connections(&server).await, 1);
+    let res = reqwest::Client::new()
+        .post(server.http("/api/admin/disconnect"))
+        .bearer_auth(token("root", Role::Admin, &[]))
+        .json(&json!({"user":"erin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        next(&mut missions).await,
+        SubscriptionEvent::Stopped { code: Some(4011) }
+    );
+    // Several backoff periods later the server still counts no connection of the client.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(websocket_connections(&server).await, 0);
+    assert_eq!(client.state(), State::Stopped { code: Some(4011) });
+}
