@@ -9,19 +9,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use futures_util::{SinkExt, StreamExt};
+use switchboard_client::socketio::{self, Frame};
+use switchboard_client::sse::SseParser;
+use switchboard_client::{ClientError, ClientMessage, Connection};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
-use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use crate::frame::{self, SioFrame};
-use crate::sse_client::{Chunked, Events, is_chunked};
+use crate::frame;
+use crate::sse_client::{Chunked, is_chunked};
 use crate::{http, pusher};
 
-type Ws = WebSocketStream<TcpStream>;
+/// The client crate's WebSocket connection over the TCP stream the generator opened.
+type Ws = Connection<TcpStream>;
 
 /// How the connections talk to the server under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,7 +60,7 @@ pub enum ConnError {
     #[error("connect: {0}")]
     Io(#[from] std::io::Error),
     #[error("websocket: {0}")]
-    Ws(#[from] tokio_tungstenite::tungstenite::Error),
+    Ws(#[from] ClientError),
     #[error("http: {0}")]
     Http(#[from] http::HttpError),
     #[error("server answered {0} to the event stream request")]
@@ -81,7 +83,7 @@ pub enum Conn {
 pub struct SseConn {
     stream: TcpStream,
     chunked: Option<Chunked>,
-    events: Events,
+    events: SseParser,
     /// Decoded bytes not yet split into events (reused between reads).
     decoded: Vec<u8>,
 }
@@ -123,26 +125,24 @@ async fn open_ws(stream: TcpStream, t: &Target) -> Result<Conn, ConnError> {
     let url = format!("ws://{}{}", t.host, t.path);
     // Small read buffers: 10,000 client sockets must not cost the generator 128 KiB each.
     let config = WebSocketConfig::default().read_buffer_size(4096);
-    let (mut ws, _) =
-        tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
+    let mut ws = Ws::handshake(&url, stream, Some(config)).await?;
+    let subscribe = ClientMessage::Subscribe {
+        channel: "missions".into(),
+        since: None,
+    };
     match t.protocol {
-        Protocol::Ws => ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?,
+        Protocol::Ws => ws.send_message(&subscribe, None).await?,
         Protocol::Native => {
-            ws.send(Message::text(frame::NATIVE_SUBSCRIBE)).await?;
+            ws.send_message(&subscribe, None).await?;
             while !frame::is_native_subscribed(&next_text(&mut ws).await?) {}
         }
-        Protocol::Socketio => loop {
-            match frame::classify_sio(&next_text(&mut ws).await?) {
-                SioFrame::Open => ws.send(Message::text(frame::SIO_CONNECT)).await?,
-                SioFrame::Ping => ws.send(Message::text(frame::SIO_PONG)).await?,
-                SioFrame::Connected => break,
-                SioFrame::ConnectError => return Err(ConnError::Refused),
-                SioFrame::Event(_) | SioFrame::Other => {}
-            }
+        Protocol::Socketio => match socketio::connect(&mut ws, None).await {
+            Ok(_) => {}
+            Err(ClientError::Refused { .. }) => return Err(ConnError::Refused),
+            Err(e) => return Err(setup_error(e)),
         },
         Protocol::Pusher => {
-            ws.send(Message::text(pusher::subscribe_frame("missions")))
-                .await?;
+            ws.send_text(pusher::subscribe_frame("missions")).await?;
             while !pusher::is_subscription_succeeded(&next_text(&mut ws).await?) {}
         }
         Protocol::Sse => {}
@@ -150,16 +150,17 @@ async fn open_ws(stream: TcpStream, t: &Target) -> Result<Conn, ConnError> {
     Ok(Conn::Ws(Box::new(ws), t.protocol))
 }
 
-/// The next text frame during setup (other frames are skipped); the server closing is an error.
-async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, ConnError> {
-    loop {
-        match ws.next().await {
-            Some(Ok(Message::Text(t))) => return Ok(t),
-            Some(Ok(_)) => {}
-            Some(Err(e)) => return Err(e.into()),
-            None => return Err(ConnError::ClosedDuringSetup),
-        }
+/// The server closing during setup is its own error; anything else is the WebSocket's.
+fn setup_error(e: ClientError) -> ConnError {
+    match e {
+        ClientError::Closed { .. } | ClientError::Ended => ConnError::ClosedDuringSetup,
+        other => ConnError::Ws(other),
     }
+}
+
+/// The next text frame during setup (other frames are skipped).
+async fn next_text(ws: &mut Ws) -> Result<Utf8Bytes, ConnError> {
+    ws.next_text().await.map_err(setup_error)
 }
 
 /// Sends the event stream request, checks the head, and reads until the `connected` event.
@@ -185,7 +186,7 @@ async fn open_sse(mut stream: TcpStream, t: &Target) -> Result<SseConn, ConnErro
     let mut conn = SseConn {
         stream,
         chunked: is_chunked(head_text).then(Chunked::default),
-        events: Events::default(),
+        events: SseParser::default(),
         decoded: Vec::new(),
     };
     let mut connected = false;
@@ -210,15 +211,20 @@ async fn open_sse(mut stream: TcpStream, t: &Target) -> Result<SseConn, ConnErro
 
 impl SseConn {
     /// Decodes raw body bytes and hands every complete event's data to `on_data`.
-    fn absorb(&mut self, raw: &[u8], on_data: impl FnMut(&str)) -> Result<(), ConnError> {
+    fn absorb(&mut self, raw: &[u8], mut on_data: impl FnMut(&str)) -> Result<(), ConnError> {
         match &mut self.chunked {
             Some(c) => {
                 self.decoded.clear();
                 c.feed(raw, &mut self.decoded)
                     .map_err(|_| ConnError::Malformed)?;
-                self.events.feed(&self.decoded, on_data);
+                self.events.push(&self.decoded);
             }
-            None => self.events.feed(raw, on_data),
+            None => self.events.push(raw),
+        }
+        while let Some(event) = self.events.next_event() {
+            if let Some(data) = &event.data {
+                on_data(data);
+            }
         }
         Ok(())
     }
@@ -233,20 +239,18 @@ pub async fn receive(
     let mut got = Vec::new();
     match conn {
         Conn::Ws(mut ws, protocol) => loop {
-            let msg = tokio::select! {
-                m = ws.next() => m,
+            let text = tokio::select! {
+                m = ws.next_text() => match m {
+                    Ok(t) => t,
+                    Err(_) => break,
+                },
                 _ = stop.changed() => break,
-            };
-            let text = match msg {
-                Some(Ok(Message::Text(t))) => t,
-                Some(Ok(_)) => continue,
-                Some(Err(_)) | None => break,
             };
             let at = now_micros();
             let stamp = match protocol {
                 Protocol::Pusher => {
                     if pusher::is_ping(&text) {
-                        if ws.send(Message::text(pusher::PONG)).await.is_err() {
+                        if ws.send_text(pusher::PONG).await.is_err() {
                             break;
                         }
                         None
@@ -263,16 +267,14 @@ pub async fn receive(
                         None
                     }
                 }
-                Protocol::Socketio => match frame::classify_sio(&text) {
-                    SioFrame::Ping => {
-                        if ws.send(Message::text(frame::SIO_PONG)).await.is_err() {
+                Protocol::Socketio => match socketio::classify(&text) {
+                    Frame::Ping => {
+                        if ws.send_text(socketio::PONG).await.is_err() {
                             break;
                         }
                         None
                     }
-                    SioFrame::Event(p) if frame::is_sio_mission_update(p) => {
-                        frame::extract_stamp(p)
-                    }
+                    Frame::Event(p) if frame::is_sio_mission_update(p) => frame::extract_stamp(p),
                     _ => None,
                 },
             };

@@ -1,4 +1,5 @@
-//! Sans-IO parsing of the frames the load generator receives.
+//! Sans-IO parsing of the frames the load generator receives (the Socket.IO packet shapes are
+//! `switchboard_client::socketio`'s).
 //!
 //! The generator must stay cheap on a 2-core machine where it competes with the server, so it
 //! never parses a whole delivery as JSON: it recognises the few frame shapes it cares about by
@@ -42,47 +43,6 @@ pub fn is_native_mission_update(text: &str) -> bool {
 /// Whether a native frame is the `subscribed` reply that makes a connection ready.
 pub fn is_native_subscribed(text: &str) -> bool {
     text.contains("\"type\":\"subscribed\"")
-}
-
-/// The native subscribe message every native and plain-`ws` connection sends.
-pub const NATIVE_SUBSCRIBE: &str = r#"{"type":"subscribe","channel":"missions"}"#;
-
-/// What an Engine.IO v4 / Socket.IO v5 text frame on the websocket transport means to the bench.
-#[derive(Debug, PartialEq, Eq)]
-pub enum SioFrame<'a> {
-    /// `0{…}`: the Engine.IO open packet; answer with [`SIO_CONNECT`].
-    Open,
-    /// `40…`: the Socket.IO connect ack for the main namespace; the connection is ready.
-    Connected,
-    /// `44…`: the server refused the namespace connect.
-    ConnectError,
-    /// `2`: an Engine.IO ping; answer with [`SIO_PONG`].
-    Ping,
-    /// `42…`: an event; the payload is the JSON array after the packet type.
-    Event(&'a str),
-    /// Anything else (noop, close, other Socket.IO packets).
-    Other,
-}
-
-/// Socket.IO connect to the main namespace.
-pub const SIO_CONNECT: &str = "40";
-/// Engine.IO pong.
-pub const SIO_PONG: &str = "3";
-
-/// Classifies a Socket.IO websocket-transport text frame.
-pub fn classify_sio(text: &str) -> SioFrame<'_> {
-    let b = text.as_bytes();
-    match b.first() {
-        Some(b'0') => SioFrame::Open,
-        Some(b'2') if b.len() == 1 => SioFrame::Ping,
-        Some(b'4') => match b.get(1) {
-            Some(b'0') => SioFrame::Connected,
-            Some(b'4') => SioFrame::ConnectError,
-            Some(b'2') => SioFrame::Event(&text[2..]),
-            _ => SioFrame::Other,
-        },
-        _ => SioFrame::Other,
-    }
 }
 
 /// Whether a Socket.IO event payload (`["name",…]`) is a `mission-update`.
@@ -137,32 +97,19 @@ mod tests {
     }
 
     #[test]
-    fn sio_frames() {
-        assert_eq!(
-            classify_sio(r#"0{"sid":"a","upgrades":[],"pingInterval":25000,"pingTimeout":20000}"#),
-            SioFrame::Open
-        );
-        assert_eq!(classify_sio(r#"40{"sid":"b"}"#), SioFrame::Connected);
-        assert_eq!(classify_sio("40"), SioFrame::Connected);
-        assert_eq!(
-            classify_sio(r#"44{"message":"no"}"#),
-            SioFrame::ConnectError
-        );
-        assert_eq!(classify_sio("2"), SioFrame::Ping);
-        assert_eq!(classify_sio("2probe"), SioFrame::Other);
-        assert_eq!(classify_sio("1"), SioFrame::Other);
-        assert_eq!(classify_sio(""), SioFrame::Other);
+    fn sio_mission_updates() {
+        use switchboard_client::socketio::{Frame, classify};
         let ev =
             r#"42["mission-update",{"id":1,"location":"t:7"},{"channel":"missions","offset":3}]"#;
-        match classify_sio(ev) {
-            SioFrame::Event(p) => {
+        match classify(ev) {
+            Frame::Event(p) => {
                 assert!(is_sio_mission_update(p));
                 assert_eq!(extract_stamp(p), Some(7));
             }
             other => panic!("expected an event, got {other:?}"),
         }
-        match classify_sio(r#"42["socket-id","abc"]"#) {
-            SioFrame::Event(p) => assert!(!is_sio_mission_update(p)),
+        match classify(r#"42["socket-id","abc"]"#) {
+            Frame::Event(p) => assert!(!is_sio_mission_update(p)),
             other => panic!("expected an event, got {other:?}"),
         }
     }

@@ -1,10 +1,12 @@
 //! Sans-IO reading of a Server-Sent Events response for the load generator: HTTP/1.1 chunked
-//! transfer decoding, then event splitting. Only what the bench needs: each complete event's
-//! `data:` text, handed to the same stamp scanner the WebSocket modes use.
+//! transfer decoding (the generator speaks HTTP over its own TCP streams); the event splitting
+//! after it is `switchboard_client::sse`'s. Each complete event's `data:` text goes to the same
+//! stamp scanner the WebSocket modes use.
 //!
 //! The decoder never assumes a chunk holds a whole event (hyper writes one chunk per body
 //! item today, but a proxy or a future version may split or merge them), so bytes go through
-//! [`Chunked`] first and [`Events`] second, both of which keep partial input across calls.
+//! [`Chunked`] first and the client's `SseParser` second, both of which keep partial input
+//! across calls.
 
 /// Decodes `Transfer-Encoding: chunked` bodies incrementally.
 #[derive(Debug, Default)]
@@ -73,40 +75,6 @@ impl Chunked {
     }
 }
 
-/// Splits a decoded event stream into events (blank-line separated) and yields each event's
-/// joined `data:` lines. Comments (`: ping`) and events without data yield nothing.
-#[derive(Debug, Default)]
-pub struct Events {
-    buf: Vec<u8>,
-}
-
-impl Events {
-    /// Feeds decoded bytes; calls `on_data` with the data of every complete event.
-    pub fn feed(&mut self, input: &[u8], mut on_data: impl FnMut(&str)) {
-        self.buf.extend_from_slice(input);
-        let mut start = 0;
-        while let Some(end) = self.buf[start..].windows(2).position(|w| w == b"\n\n") {
-            let block = &self.buf[start..start + end];
-            if let Ok(text) = std::str::from_utf8(block) {
-                let mut data = String::new();
-                for line in text.split('\n') {
-                    if let Some(v) = line.strip_prefix("data:") {
-                        if !data.is_empty() {
-                            data.push('\n');
-                        }
-                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                    }
-                }
-                if !data.is_empty() {
-                    on_data(&data);
-                }
-            }
-            start += end + 2;
-        }
-        self.buf.drain(..start);
-    }
-}
-
 /// Whether a response head declares a chunked body.
 pub fn is_chunked(head: &str) -> bool {
     crate::http::header(head, "transfer-encoding")
@@ -155,32 +123,7 @@ mod tests {
     }
 
     #[test]
-    fn events_split_across_feeds() {
-        let stream = "id: c1\nretry: 1000\ndata: {\"type\":\"connected\"}\n\n: ping\n\n\
-                      id: c2\nevent: mission-update\ndata: {\"location\":\"t:42\"}\n\n";
-        for i in 0..stream.len() {
-            let (a, b) = stream.as_bytes().split_at(i);
-            let mut e = Events::default();
-            let mut got = Vec::new();
-            e.feed(a, |d| got.push(d.to_owned()));
-            e.feed(b, |d| got.push(d.to_owned()));
-            assert_eq!(
-                got,
-                vec![
-                    "{\"type\":\"connected\"}".to_owned(),
-                    "{\"location\":\"t:42\"}".to_owned()
-                ],
-                "split at {i}"
-            );
-        }
-    }
-
-    #[test]
-    fn multi_line_data_is_joined() {
-        let mut e = Events::default();
-        let mut got = Vec::new();
-        e.feed(b"data:a\ndata: b\n\n", |d| got.push(d.to_owned()));
-        assert_eq!(got, vec!["a\nb".to_owned()]);
+    fn chunked_heads() {
         assert!(is_chunked(
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         ));

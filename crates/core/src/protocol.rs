@@ -25,14 +25,17 @@ pub struct Envelope {
     pub message: ClientMessage,
 }
 
-/// Everything a client may send (SPEC §4.1).
-#[derive(Debug, Clone)]
+/// Everything a client may send (SPEC §4.1). The server decodes it with [`decode`]; the Rust
+/// client (`crates/client`) encodes it with `Serialize`, so both sides share one definition.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Authenticate (or re-authenticate with a fresh token).
     Auth {
         /// The JWT, verified by the session (the codec never looks inside it).
         token: String,
         /// Optional city to subscribe to after authenticating.
+        #[serde(rename = "cityId", skip_serializing_if = "Option::is_none")]
         city_id: Option<String>,
     },
     /// Subscribe to a channel, optionally recovering from a position.
@@ -40,6 +43,7 @@ pub enum ClientMessage {
         /// Channel name, unvalidated.
         channel: String,
         /// Where the client's stream stopped.
+        #[serde(skip_serializing_if = "Option::is_none")]
         since: Option<StreamPosition>,
     },
     /// Leave a channel.

@@ -14,6 +14,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use raw::{closed_within, frame};
 use serde_json::{Value, json};
+use switchboard_client::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::MaybeTlsStream;
@@ -315,7 +316,7 @@ async fn a_websocket_socket_io_consumer_that_falls_behind_is_disconnected() {
     let server = TestServer::start_with(slow_sio_config).await;
     let tcp = raw::small_buffer_tcp(server.addr).await;
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
-    let (mut socket, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp))
+    let mut socket = Connection::handshake(&url, MaybeTlsStream::Plain(tcp), None)
         .await
         .unwrap();
     assert!(sio_text(&mut socket).await.unwrap().starts_with('0'));
@@ -368,7 +369,7 @@ async fn every_refused_socket_io_event_is_answered() {
     other.recv_ack(1).await;
 
     let url = format!("ws://{}/socket.io/?EIO=4&transport=websocket", server.addr);
-    let (mut sender, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let mut sender = Connection::open(url).await.unwrap();
     let next_text = async |s: &mut Socket| loop {
         match tokio::time::timeout(WAIT, s.next())
             .await
@@ -447,10 +448,9 @@ async fn a_client_that_stops_reading_is_closed_after_the_write_timeout() {
     .await;
     let channel = "room:stall";
     let tcp = raw::small_buffer_tcp(server.addr).await;
-    let (socket, _) =
-        tokio_tungstenite::client_async(server.ws_url(""), MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
+    let socket = Connection::handshake(&server.ws_url(""), MaybeTlsStream::Plain(tcp), None)
+        .await
+        .unwrap();
     let mut stalled = Ws {
         socket,
         connection_id: String::new(),

@@ -14,6 +14,7 @@ use common::sio::Sio;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use switchboard_client::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::MaybeTlsStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -136,7 +137,7 @@ async fn invalid_token_then_a_message_closes_with_4002_every_time() {
     let codes = repeat_n(5 * REPEAT, 40, |_| {
         let url = url.clone();
         async move {
-            let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+            let mut socket = Connection::open(&url).await.unwrap();
             // Sent before reading anything: the server, which refuses the token, never reads
             // them, so they are unread when it closes.
             for _ in 0..4 {
@@ -260,10 +261,9 @@ async fn slow_consumers_resuming_late_get_4009() {
     let mut stalled = Vec::new();
     for _ in 0..STALLED {
         let tcp = raw::small_buffer_tcp(server.addr).await;
-        let (socket, _) =
-            tokio_tungstenite::client_async(server.ws_url(""), MaybeTlsStream::Plain(tcp))
-                .await
-                .unwrap();
+        let socket = Connection::handshake(&server.ws_url(""), MaybeTlsStream::Plain(tcp), None)
+            .await
+            .unwrap();
         let mut ws = Ws {
             socket,
             connection_id: String::new(),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::*;
 use futures_util::StreamExt;
 use serde_json::json;
+use switchboard_client::Connection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_tungstenite::MaybeTlsStream;
@@ -35,10 +36,9 @@ async fn small_buffer_tcp(server: &TestServer) -> TcpStream {
 
 async fn stalled_ws(server: &TestServer) -> Ws {
     let tcp = small_buffer_tcp(server).await;
-    let (socket, _) =
-        tokio_tungstenite::client_async(server.ws_url(""), MaybeTlsStream::Plain(tcp))
-            .await
-            .unwrap();
+    let socket = Connection::handshake(&server.ws_url(""), MaybeTlsStream::Plain(tcp), None)
+        .await
+        .unwrap();
     let mut ws = Ws {
         socket,
         connection_id: String::new(),

@@ -169,7 +169,7 @@ async fn last_event_id_resumes_exactly_then_live() {
 async fn since_query_resumes_and_a_lost_history_says_so() {
     let server = TestServer::start().await;
     let mut sse = Sse::open(&server, "channels=missions,lobby", &[]).await;
-    let start = sse.next_event().await.id.unwrap();
+    let start = sse.next_event().await.id.clone().unwrap();
     drop(sse);
     put(&server, 4, "X").await;
     // ?since= works like Last-Event-ID.

@@ -4,17 +4,21 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use switchboard_client::sse;
 
 use super::{TestServer, WAIT};
 
-/// One parsed SSE block (an event, or a comment-only block).
+/// One parsed SSE block (an event, or a comment-only block): the client crate's, with a
+/// test's shortcut to its JSON data.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct SseEvent {
-    pub id: Option<String>,
-    pub event: Option<String>,
-    pub data: Option<String>,
-    pub retry: Option<u64>,
-    pub comments: Vec<String>,
+pub struct SseEvent(pub sse::SseEvent);
+
+impl std::ops::Deref for SseEvent {
+    type Target = sse::SseEvent;
+
+    fn deref(&self) -> &sse::SseEvent {
+        &self.0
+    }
 }
 
 impl SseEvent {
@@ -26,7 +30,7 @@ impl SseEvent {
 /// A streaming SSE response, parsed block by block.
 pub struct Sse {
     pub response: reqwest::Response,
-    buf: String,
+    parser: sse::SseParser,
     /// The raw text received so far, for exact-bytes checks.
     pub raw: String,
 }
@@ -43,7 +47,7 @@ impl Sse {
     pub fn from_response(response: reqwest::Response) -> Sse {
         Sse {
             response,
-            buf: String::new(),
+            parser: sse::SseParser::default(),
             raw: String::new(),
         }
     }
@@ -71,9 +75,8 @@ impl Sse {
     pub async fn next_block_within(&mut self, d: Duration) -> Result<Option<SseEvent>, ()> {
         let deadline = tokio::time::Instant::now() + d;
         loop {
-            if let Some(end) = self.buf.find("\n\n") {
-                let block: String = self.buf.drain(..end + 2).collect();
-                return Ok(Some(parse_block(&block)));
+            if let Some(block) = self.parser.next_event() {
+                return Ok(Some(SseEvent(block)));
             }
             let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
                 .await
@@ -81,7 +84,7 @@ impl Sse {
             match chunk {
                 Ok(Some(bytes)) => {
                     let text = std::str::from_utf8(&bytes).expect("utf-8 stream");
-                    self.buf.push_str(text);
+                    self.parser.push(&bytes);
                     self.raw.push_str(text);
                 }
                 Ok(None) => return Ok(None),
@@ -113,31 +116,6 @@ impl Sse {
             }
         }
     }
-}
-
-fn parse_block(block: &str) -> SseEvent {
-    let mut ev = SseEvent::default();
-    for line in block.lines() {
-        if let Some(c) = line.strip_prefix(':') {
-            ev.comments.push(c.trim_start().to_owned());
-            continue;
-        }
-        let (field, value) = line.split_once(':').unwrap_or((line, ""));
-        let value = value.strip_prefix(' ').unwrap_or(value);
-        match field {
-            "id" => ev.id = Some(value.to_owned()),
-            "event" => ev.event = Some(value.to_owned()),
-            "retry" => ev.retry = value.parse().ok(),
-            "data" => {
-                ev.data = Some(match ev.data.take() {
-                    Some(d) => format!("{d}\n{value}"),
-                    None => value.to_owned(),
-                })
-            }
-            _ => {}
-        }
-    }
-    ev
 }
 
 /// `GET /poll?<query>`: status and JSON body.

@@ -10,15 +10,14 @@ pub mod sio;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard::Config;
+use switchboard_client::{ClientError, Connection};
 use switchboard_core::auth::{Claims, JwtSigner, Role};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub mod feeds;
 
@@ -179,9 +178,12 @@ pub fn agent() -> String {
     token("agent-1", Role::Agent, &[])
 }
 
-pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The native connection of the Rust client (`switchboard-client`): typed or raw text, and a
+/// `Stream`/`Sink` of raw frames for what a client should not send.
+pub type Socket = Connection;
 
-/// A native-protocol client over a real WebSocket.
+/// A native-protocol test client over a real WebSocket: [`Connection`] with the assertions
+/// tests want (fail after [`WAIT`], keep every frame for leak checks).
 pub struct Ws {
     pub socket: Socket,
     pub connection_id: String,
@@ -204,7 +206,11 @@ impl Ws {
         if let Some(o) = origin {
             req.headers_mut().insert("Origin", o.parse().unwrap());
         }
-        let (socket, _) = tokio_tungstenite::connect_async(req).await?;
+        let socket = match Connection::open(req).await {
+            Ok(socket) => socket,
+            Err(ClientError::WebSocket(e)) => return Err(e),
+            Err(other) => panic!("handshake: {other}"),
+        };
         Ok(Ws {
             socket,
             connection_id: String::new(),
@@ -217,30 +223,27 @@ impl Ws {
     }
 
     /// Sends, reporting failure instead of panicking (the server may have closed already).
-    pub async fn socket_send_ok(&mut self, v: Value) -> Result<(), tungstenite::Error> {
-        self.socket.send(Message::text(v.to_string())).await
+    pub async fn socket_send_ok(&mut self, v: Value) -> Result<(), ClientError> {
+        self.socket.send_text(v.to_string()).await
     }
 
     pub async fn send_text(&mut self, t: &str) {
-        self.socket.send(Message::text(t)).await.expect("send");
+        self.socket.send_text(t).await.expect("send");
     }
 
     /// Next JSON text frame (skipping pings), failing after [`WAIT`].
     pub async fn recv(&mut self) -> Value {
-        loop {
-            let msg = tokio::time::timeout(WAIT, self.socket.next())
-                .await
-                .expect("timed out waiting for a frame")
-                .expect("stream ended")
-                .expect("ws error");
-            match msg {
-                Message::Text(t) => {
-                    self.seen.push(t.to_string());
-                    return serde_json::from_str(&t).expect("json frame");
-                }
-                Message::Close(f) => panic!("unexpected close {f:?}"),
-                _ => continue,
+        let text = tokio::time::timeout(WAIT, self.socket.next_text())
+            .await
+            .expect("timed out waiting for a frame");
+        match text {
+            Ok(t) => {
+                self.seen.push(t.to_string());
+                serde_json::from_str(&t).expect("json frame")
             }
+            Err(ClientError::Closed { code, reason }) => panic!("unexpected close {code} {reason}"),
+            Err(ClientError::Ended) => panic!("stream ended"),
+            Err(e) => panic!("ws error: {e}"),
         }
     }
 
@@ -288,16 +291,14 @@ impl Ws {
     /// Reads until the close frame and returns its code (text frames before it are kept).
     pub async fn close_code(&mut self) -> u16 {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.socket.next())
+            let text = tokio::time::timeout(WAIT, self.socket.next_text())
                 .await
                 .expect("timed out waiting for close");
-            match msg {
-                Some(Ok(Message::Close(Some(f)))) => return u16::from(f.code),
-                Some(Ok(Message::Close(None))) => return 1005,
-                Some(Ok(Message::Text(t))) => self.seen.push(t.to_string()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => panic!("error before close frame: {e}"),
-                None => panic!("stream ended without close frame"),
+            match text {
+                Ok(t) => self.seen.push(t.to_string()),
+                Err(ClientError::Closed { code, .. }) => return code,
+                Err(ClientError::Ended) => panic!("stream ended without close frame"),
+                Err(e) => panic!("error before close frame: {e}"),
             }
         }
     }

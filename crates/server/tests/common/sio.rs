@@ -1,10 +1,11 @@
-//! A minimal Socket.IO v5 client over a real WebSocket (Engine.IO v4 `transport=websocket`),
-//! enough for Rust tests; the real socket.io-client runs in tests/interop.
+//! A Socket.IO v5 test client over a real WebSocket (Engine.IO v4 `transport=websocket`):
+//! the framing is `switchboard_client::socketio`'s, this adds what tests want (fail after
+//! [`WAIT`], events as `(name, first argument)`); the real socket.io-client runs in
+//! tests/interop.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use switchboard_client::socketio::{self, Frame};
+use switchboard_client::{ClientError, Connection};
 
 use super::{Socket, WAIT};
 
@@ -30,58 +31,39 @@ impl Sio {
         auth: Option<Value>,
         origin: Option<&str>,
     ) -> Result<Sio, String> {
-        let url = format!("ws://{addr}/socket.io/?EIO=4&transport=websocket");
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let url = socketio::endpoint(&format!("ws://{addr}"));
         let mut req = url.into_client_request().unwrap();
         if let Some(o) = origin {
             req.headers_mut().insert("Origin", o.parse().unwrap());
         }
-        let (socket, _) = tokio_tungstenite::connect_async(req)
+        let mut socket = Connection::open(req).await.map_err(|e| match e {
+            ClientError::WebSocket(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                r.status().to_string()
+            }
+            other => other.to_string(),
+        })?;
+        let connected = tokio::time::timeout(WAIT, socketio::connect(&mut socket, auth.as_ref()))
             .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(r) => r.status().to_string(),
-                other => other.to_string(),
-            })?;
-        let mut sio = Sio {
-            socket,
-            sid: String::new(),
-        };
-        let open = sio.text().await;
-        assert!(open.starts_with('0'), "engine.io open: {open}");
-        let connect = match auth {
-            Some(a) => format!("40{a}"),
-            None => "40".to_owned(),
-        };
-        sio.send_text(connect).await;
-        let reply = sio.text().await;
-        if let Some(err) = reply.strip_prefix("44") {
-            let v: Value = serde_json::from_str(err).unwrap();
-            return Err(v["message"].as_str().unwrap_or_default().to_owned());
+            .expect("timed out waiting for the socket.io connect");
+        match connected {
+            Ok(sid) => Ok(Sio { socket, sid }),
+            Err(ClientError::Refused { message, .. }) => Err(message),
+            Err(e) => panic!("socket.io connect: {e}"),
         }
-        let ok: Value =
-            serde_json::from_str(reply.strip_prefix("40").expect("connect ok")).unwrap();
-        sio.sid = ok["sid"].as_str().unwrap().to_owned();
-        Ok(sio)
     }
 
     /// The next event or ack, or None when the server ended the socket (a namespace
     /// disconnect `41`, an Engine.IO close, a close frame, EOF or an error); answers pings.
     pub async fn next_packet(&mut self) -> Option<Packet> {
         loop {
-            let msg = self.socket.next().await?;
-            let Ok(Message::Text(t)) = msg else {
-                match msg {
-                    Ok(Message::Close(_)) | Err(_) => return None,
-                    _ => continue,
+            let t = self.socket.next_text().await.ok()?;
+            match socketio::classify(&t) {
+                Frame::Ping => {
+                    let _ = self.socket.send_text(socketio::PONG).await;
                 }
-            };
-            match t.as_str() {
-                "2" => {
-                    let _ = self.socket.send(Message::text("3")).await;
-                }
-                "41" | "1" => return None,
-                t if t.starts_with("42") || t.starts_with("43") => {
-                    return Some(parse_packet(t));
-                }
+                Frame::Disconnect | Frame::Close => return None,
+                Frame::Event(_) | Frame::Ack(_) => return Some(parse_packet(&t)),
                 _ => {}
             }
         }
@@ -97,50 +79,44 @@ impl Sio {
     pub async fn until_closed(&mut self) -> Vec<String> {
         let mut texts = Vec::new();
         loop {
-            let msg = tokio::time::timeout(WAIT, self.socket.next())
+            let msg = tokio::time::timeout(WAIT, self.socket.next_text())
                 .await
                 .expect("the server did not end the connection");
             match msg {
-                Some(Ok(Message::Text(t))) if t.as_str() == "2" => {
-                    let _ = self.socket.send(Message::text("3")).await;
+                Ok(t) if t.as_str() == socketio::PING => {
+                    let _ = self.socket.send_text(socketio::PONG).await;
                 }
-                Some(Ok(Message::Text(t))) => texts.push(t.to_string()),
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return texts,
-                Some(Ok(_)) => {}
+                Ok(t) => texts.push(t.to_string()),
+                Err(_) => return texts,
             }
         }
     }
 
     async fn send_text(&mut self, t: String) {
-        self.socket.send(Message::text(t)).await.expect("send");
+        self.socket.send_text(t).await.expect("send");
     }
 
     /// Next Engine.IO text message, answering pings.
     async fn text(&mut self) -> String {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.socket.next())
+            let t = tokio::time::timeout(WAIT, self.socket.next_text())
                 .await
                 .expect("timed out waiting for a socket.io frame")
-                .expect("stream ended")
-                .expect("ws error");
-            if let Message::Text(t) = msg {
-                if t.as_str() == "2" {
-                    self.send_text("3".into()).await;
-                    continue;
-                }
-                return t.to_string();
+                .expect("ws error or close");
+            if t.as_str() == socketio::PING {
+                self.send_text(socketio::PONG.into()).await;
+                continue;
             }
+            return t.to_string();
         }
     }
 
     pub async fn emit(&mut self, event: &str, data: Value) {
-        self.send_text(format!("42{}", serde_json::json!([event, data])))
-            .await;
+        self.send_text(socketio::emit(event, &data, None)).await;
     }
 
     pub async fn emit_with_ack(&mut self, id: u64, event: &str, data: Value) {
-        self.send_text(format!("42{id}{}", serde_json::json!([event, data])))
-            .await;
+        self.send_text(socketio::emit(event, &data, Some(id))).await;
     }
 
     /// Next event or ack.
@@ -153,11 +129,11 @@ impl Sio {
     pub async fn recv_publication(&mut self, event: &str) -> (Value, Value) {
         loop {
             let t = self.text().await;
-            if let Some(body) = t.strip_prefix("42") {
-                let v: Vec<Value> = serde_json::from_str(body).expect("event array");
-                if v[0] == event {
-                    return (v[1].clone(), v.get(2).cloned().unwrap_or(Value::Null));
-                }
+            if let Some(socketio::Packet::Event { event: e, mut args }) = event_of(&t)
+                && e == event
+            {
+                let position = args.get(1).cloned().unwrap_or(Value::Null);
+                return (args.swap_remove(0), position);
             }
         }
     }
@@ -168,15 +144,11 @@ impl Sio {
         let mut events = Vec::new();
         loop {
             let t = self.text().await;
-            if t == "41" {
+            if socketio::classify(&t) == Frame::Disconnect {
                 return events;
             }
-            if let Some(body) = t.strip_prefix("42") {
-                let v: Vec<Value> = serde_json::from_str(body).expect("event array");
-                events.push((
-                    v[0].as_str().unwrap().to_owned(),
-                    v.get(1).cloned().unwrap_or(Value::Null),
-                ));
+            if let Some(socketio::Packet::Event { event, args }) = event_of(&t) {
+                events.push((event, args.into_iter().next().unwrap_or(Value::Null)));
             }
         }
     }
@@ -204,19 +176,21 @@ impl Sio {
     }
 }
 
+/// An event frame decoded, `None` for other frames; a malformed event fails the test.
+fn event_of(t: &str) -> Option<socketio::Packet> {
+    matches!(socketio::classify(t), Frame::Event(_))
+        .then(|| socketio::Packet::parse(t).expect("event array"))
+}
+
 /// An event (`42…`) or ack (`43…`) packet of namespace `/`.
 fn parse_packet(t: &str) -> Packet {
-    if let Some(body) = t.strip_prefix("42") {
-        let v: Vec<Value> = serde_json::from_str(body).expect("event array");
-        return Packet::Event(
-            v[0].as_str().unwrap().to_owned(),
-            v.get(1).cloned().unwrap_or(Value::Null),
-        );
+    match socketio::Packet::parse(t) {
+        Some(socketio::Packet::Event { event, args }) => {
+            Packet::Event(event, args.into_iter().next().unwrap_or(Value::Null))
+        }
+        Some(socketio::Packet::Ack(id, args)) => {
+            Packet::Ack(id, args.into_iter().next().expect("ack argument"))
+        }
+        None => panic!("unexpected socket.io packet {t}"),
     }
-    if let Some(body) = t.strip_prefix("43") {
-        let at = body.find('[').expect("ack array");
-        let v: Vec<Value> = serde_json::from_str(&body[at..]).unwrap();
-        return Packet::Ack(body[..at].parse().unwrap(), v[0].clone());
-    }
-    panic!("unexpected socket.io packet {t}");
 }
