@@ -12,7 +12,7 @@ mod services;
 
 use std::time::{Duration, Instant};
 
-use common::{TestServer, Ws, token};
+use common::{TestServer, Ws, get_json, token};
 use serde_json::{Value, json};
 use services::{Services, services_or_skip};
 use switchboard_core::auth::Role;
@@ -25,15 +25,14 @@ fn admin() -> String {
     token("root", Role::Admin, &[])
 }
 
+async fn admin_get(server: &TestServer, path: &str) -> Value {
+    let (status, body) = get_json(&server.http(path), Some(&admin())).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
 async fn stats(server: &TestServer) -> Value {
-    let res = reqwest::Client::new()
-        .get(server.http("/api/admin/stats"))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    res.json().await.unwrap()
+    admin_get(server, "/api/admin/stats").await
 }
 
 /// Stats once both nodes answer (a node joins the registry at its first heartbeat).
@@ -87,15 +86,7 @@ async fn one_node_answers_for_the_cluster_and_reports_a_silent_one() {
     // both nodes and count once (a sum over nodes would say 8).
     assert_eq!(both["channels"], 6, "distinct channels: {both}");
 
-    let presence: Value = reqwest::Client::new()
-        .get(a.http("/api/admin/presence/room:9"))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let presence = admin_get(&a, "/api/admin/presence/room:9").await;
     let mut users: Vec<&str> = presence["members"]
         .as_array()
         .unwrap()
@@ -105,15 +96,7 @@ async fn one_node_answers_for_the_cluster_and_reports_a_silent_one() {
     users.sort();
     assert_eq!(users, ["alice", "alice", "bob"], "{presence}");
 
-    let channels: Value = reqwest::Client::new()
-        .get(a.http("/api/admin/channels?prefix=room:"))
-        .bearer_auth(admin())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let channels = admin_get(&a, "/api/admin/channels?prefix=room:").await;
     assert_eq!(
         channels[0]["subscribers"], 3,
         "summed over nodes: {channels}"

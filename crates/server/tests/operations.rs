@@ -61,13 +61,7 @@ fn admin_token() -> String {
 }
 
 async fn get_admin(server: &TestServer, path: &str, token: Option<&str>) -> (u16, Value) {
-    let mut req = reqwest::Client::new().get(server.http(path));
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status().as_u16();
-    (status, res.json().await.unwrap_or(Value::Null))
+    get_json(&server.http(path), token).await
 }
 
 #[tokio::test]

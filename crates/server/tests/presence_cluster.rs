@@ -12,8 +12,8 @@ mod services;
 use std::time::{Duration, Instant};
 
 use common::bin::{Binary, command, spawn};
-use common::{SECRET, TestServer, Ws, token};
-use serde_json::{Value, json};
+use common::{SECRET, TestServer, Ws, get_json, token};
+use serde_json::json;
 use services::{Services, services_or_skip};
 use switchboard_core::auth::Role;
 
@@ -74,15 +74,8 @@ async fn every_node_lists_every_member_and_a_killed_node_leaves_no_ghosts() {
     assert_eq!(users(&mut alice).await, ["alice", "bob", "carol"]);
     assert_eq!(users(&mut bob).await, ["alice", "bob", "carol"]);
     // The HTTP presence API (one-way transports) answers the same.
-    let http: Value = reqwest::Client::new()
-        .get(a.http("/api/client/presence/room:c"))
-        .bearer_auth(token("dave", Role::Agent, &[]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dave = token("dave", Role::Agent, &[]);
+    let (_, http) = get_json(&a.http("/api/client/presence/room:c"), Some(&dave)).await;
     assert_eq!(http["members"].as_array().unwrap().len(), 3, "{http}");
 
     // A goodbye is immediate: carol leaves and is gone everywhere.

@@ -302,15 +302,8 @@ async fn a_refused_token_stops_the_client_for_good() {
 
 /// WebSocket connections the server counts now (`/api/admin/stats`).
 async fn websocket_connections(server: &TestServer) -> u64 {
-    let stats: serde_json::Value = reqwest::Client::new()
-        .get(server.http("/api/admin/stats"))
-        .bearer_auth(token("root", Role::Admin, &[]))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let admin = token("root", Role::Admin, &[]);
+    let (_, stats) = common::get_json(&server.http("/api/admin/stats"), Some(&admin)).await;
     stats["nodes"][0]["connections"]["websocket"]
         .as_u64()
         .unwrap_or_else(|| panic!("{stats}"))

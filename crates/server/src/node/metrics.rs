@@ -81,15 +81,7 @@ const LATENCY_BUCKETS: [f64; 12] = [
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    connections: [Gauge; Transport::COUNT],
-    subscriptions: Gauge,
-    publications: HashMap<String, Counter>,
-    other_publications: Counter,
-    deliveries: [Counter; Transport::COUNT],
-    dropped: [Counter; 3],
-    client_errors: [Counter; ERROR_CODES.len()],
-    publish_latency: Histogram,
-    broker_errors: Counter,
+    m: Registered,
 }
 
 /// The handles, registered while the recorder is lent to the `metrics` macros.
@@ -125,7 +117,7 @@ impl Metrics {
         namespaces.extend(config.auth.public_namespaces.iter().cloned());
         namespaces.sort();
         namespaces.dedup();
-        let metrics = metrics::with_local_recorder(&recorder, || {
+        let m = metrics::with_local_recorder(&recorder, || {
             describe();
             Registered {
                 connections: Transport::ALL.map(|t| {
@@ -156,41 +148,34 @@ impl Metrics {
         Self {
             recorder,
             handle,
-            connections: metrics.connections,
-            subscriptions: metrics.subscriptions,
-            publications: metrics.publications,
-            other_publications: metrics.other_publications,
-            deliveries: metrics.deliveries,
-            dropped: metrics.dropped,
-            client_errors: metrics.client_errors,
-            publish_latency: metrics.publish_latency,
-            broker_errors: metrics.broker_errors,
+            m,
         }
     }
 
     /// One publication accepted on a channel of `namespace`.
     pub fn publication(&self, namespace: &str) {
-        self.publications
+        self.m
+            .publications
             .get(namespace)
-            .unwrap_or(&self.other_publications)
+            .unwrap_or(&self.m.other_publications)
             .increment(1);
     }
 
     /// A message or delivery dropped for `reason`.
     pub fn dropped(&self, reason: DropReason) {
-        self.dropped[reason.index()].increment(1);
+        self.m.dropped[reason.index()].increment(1);
     }
 
     /// An error sent to a client.
     pub fn client_error(&self, code: ErrorCode) {
         if let Some(i) = ERROR_CODES.iter().position(|c| *c == code) {
-            self.client_errors[i].increment(1);
+            self.m.client_errors[i].increment(1);
         }
     }
 
     /// A broker operation that failed (a publish, a delivery, a subscribe).
     pub fn broker_error(&self) {
-        self.broker_errors.increment(1);
+        self.m.broker_errors.increment(1);
     }
 
     /// One HTTP request answered: `route` is the matched route template (bounded by the
@@ -212,10 +197,10 @@ impl Metrics {
     /// The Prometheus text of every family, with the gauges set from `connections` (per
     /// [`Transport::ALL`]) and `subscriptions` first.
     pub fn render(&self, connections: [u64; Transport::COUNT], subscriptions: usize) -> String {
-        for (gauge, n) in self.connections.iter().zip(connections) {
+        for (gauge, n) in self.m.connections.iter().zip(connections) {
             gauge.set(n as f64);
         }
-        self.subscriptions.set(subscriptions as f64);
+        self.m.subscriptions.set(subscriptions as f64);
         self.handle.render()
     }
 
@@ -234,7 +219,7 @@ impl Metrics {
 
 impl FanOutObserver for MetricsObserver {
     fn fanned_out(&self, fan_out: &FanOut<'_>) {
-        let m = &self.0;
+        let m = &self.0.m;
         for (counter, n) in m.deliveries.iter().zip(fan_out.delivered) {
             if n > 0 {
                 counter.increment(n as u64);

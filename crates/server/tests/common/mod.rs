@@ -329,3 +329,15 @@ pub async fn put_mission(
     }
     req.send().await.expect("request")
 }
+
+/// `GET url` with an optional bearer token: the status and the JSON body (`null` when the body
+/// is not JSON).
+pub async fn get_json(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
