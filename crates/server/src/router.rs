@@ -17,7 +17,7 @@ use crate::http::error::{json_errors, log_errors, no_route};
 use crate::http::origin::OriginPolicy;
 use crate::limits::rest::limit_writes;
 use crate::node::Node;
-use crate::ops::{client, console, health, publish};
+use crate::ops::{client, console, health, openapi, publish};
 use crate::transports::{poll, socketio, sse, ws};
 
 /// Builds the whole router for a node.
@@ -49,7 +49,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/client/ack", post(client::ack))
         // Long-lived by design: no timeout layer may wrap these two.
         .route("/events", get(sse::handler))
-        .route("/poll", get(poll::handler));
+        .route("/poll", get(poll::handler))
+        .merge(openapi::routes(&openapi::document(crate::apps::openapi())));
     for app in node.apps.iter() {
         routes = routes.merge(app.routes());
     }

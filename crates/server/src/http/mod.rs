@@ -1,7 +1,9 @@
 //! Edge helpers for HTTP, below both apps and transports: the REST error type (and the
-//! middleware that logs it), reading a bearer token, and the Origin allow-list. The router that
-//! assembles everything is `crate::router`, at the top.
+//! middleware that logs it), reading a REST body into a validated input type (`input`), reading
+//! a bearer token, and the Origin allow-list. The router that assembles everything is
+//! `crate::router`, at the top.
 
 pub mod auth;
 pub mod error;
+pub mod input;
 pub mod origin;
