@@ -289,7 +289,7 @@ fn checked_city(city_id: &str) -> Result<ChannelName, ApiError> {
 
 /// Stores a city's metrics (role `pipeline` or `hq`), publishes `data_update` and any `alerts`.
 #[utoipa::path(post, path = "/api/cities/{city_id}/data", operation_id = "postCityData", tag = "cities",
-    params(("city_id" = String, Path, description = "The city id, `[a-z0-9-]{1,64}`")),
+    params(("city_id" = String, Path, description = "The city id, `[a-z0-9-]{1,64}`", example = "nairobi")),
     request_body = MetricsBody,
     security(("bearer" = [])),
     responses(
@@ -343,7 +343,7 @@ pub async fn publish_snapshot(
 
 /// A city's latest snapshot, for callers whose token may read `city:<cityId>`.
 #[utoipa::path(get, path = "/api/cities/{city_id}", operation_id = "getCity", tag = "cities",
-    params(("city_id" = String, Path, description = "The city id, `[a-z0-9-]{1,64}`")),
+    params(("city_id" = String, Path, description = "The city id, `[a-z0-9-]{1,64}`", example = "nairobi")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The snapshot", body = CitySnapshotDto),

@@ -131,11 +131,18 @@ fn first_segment(path: &serde_path_to_error::Path) -> String {
         .unwrap_or_default()
 }
 
-/// The `'static` name of a known field, or `body` for anything else.
+/// The `'static` name of a known field, or `body` for anything else. garde names a field by
+/// its Rust name (`socket_id`), serde by its JSON name (`socketId`): both are found.
 fn known_field(spec: &BodySpec, name: &str) -> &'static str {
+    let plain = |s: &str| -> String {
+        s.chars()
+            .filter(|c| *c != '_')
+            .map(|c| c.to_ascii_lowercase())
+            .collect()
+    };
     spec.fields
         .iter()
-        .find(|f| **f == name)
+        .find(|f| **f == name || plain(f) == plain(name))
         .copied()
         .unwrap_or("body")
 }

@@ -147,7 +147,7 @@ pub async fn publish(
 
 /// `GET /api/client/presence/{channel}`: who is subscribed, by the rules of a `presence` message.
 #[utoipa::path(get, path = "/api/client/presence/{channel}", operation_id = "clientPresence", tag = "client",
-    params(("channel" = String, Path, description = "A channel with presence enabled")),
+    params(("channel" = String, Path, description = "A channel with presence enabled", example = "room:1")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The members", body = PresenceDto),

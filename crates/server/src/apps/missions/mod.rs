@@ -195,7 +195,7 @@ async fn list(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Respo
 
 /// One mission, as the caller's audience sees it.
 #[utoipa::path(get, path = "/missions/{id}", operation_id = "getMission", tag = "missions",
-    params(("id" = i64, Path, description = "The mission's id")),
+    params(("id" = i64, Path, description = "The mission's id", example = 1)),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The caller's DTO", body = MissionDto),
@@ -267,7 +267,7 @@ async fn create(
 
 /// Changes a mission (role `hq`), publishes `mission-update`, answers the caller's DTO.
 #[utoipa::path(put, path = "/missions/{id}", operation_id = "updateMission", tag = "missions",
-    params(("id" = i64, Path, description = "The mission's id")),
+    params(("id" = i64, Path, description = "The mission's id", example = 1)),
     request_body = PatchBody,
     security(("bearer" = [])),
     responses(
@@ -306,7 +306,7 @@ async fn update(
 
 /// Deletes a mission (role `hq`) and publishes `mission-removed`.
 #[utoipa::path(delete, path = "/missions/{id}", operation_id = "deleteMission", tag = "missions",
-    params(("id" = i64, Path, description = "The mission's id")),
+    params(("id" = i64, Path, description = "The mission's id", example = 1)),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Deleted", body = MissionRemovedDto),

@@ -1,0 +1,87 @@
+//! Our keyed token bucket (`limits::rate::RateLimiter`) against governor's keyed limiter, per
+//! check, as each message and REST write pays it. Ignored by default (a measurement, not a
+//! check); run it in release:
+//!
+//! ```sh
+//! cargo test --release -p switchboard --test rate_bench -- --ignored --nocapture
+//! ```
+//!
+//! The numbers and the decision they led to are in docs/security.md (rate limits).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroU32;
+use std::time::Instant;
+
+use governor::{Quota, RateLimiter as Governor};
+use switchboard::limits::rate::{Decision, RateLimiter, client_key};
+
+const CHECKS: usize = 10_000_000;
+
+/// Keys as the server builds them: `user:<sub>` for a fraction, `ip:<addr>` for the rest.
+fn keys(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            if i % 2 == 0 {
+                client_key(Some(&format!("user-{i}")), IpAddr::V4(Ipv4Addr::LOCALHOST))
+            } else {
+                let ip = IpAddr::V4(Ipv4Addr::new(10, (i >> 16) as u8, (i >> 8) as u8, i as u8));
+                client_key(None, ip)
+            }
+        })
+        .collect()
+}
+
+fn ours(per_minute: u32, keys: &[String]) -> (f64, usize) {
+    let limiter = RateLimiter::per_minute(per_minute);
+    let start = Instant::now();
+    let mut allowed = 0;
+    for i in 0..CHECKS {
+        if limiter.check(black_box(&keys[i % keys.len()])) == Decision::Allowed {
+            allowed += 1;
+        }
+    }
+    (start.elapsed().as_nanos() as f64 / CHECKS as f64, allowed)
+}
+
+fn governor(per_minute: u32, keys: &[String]) -> (f64, usize) {
+    let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap());
+    let limiter = Governor::keyed(quota);
+    let start = Instant::now();
+    let mut allowed = 0;
+    for i in 0..CHECKS {
+        match limiter.check_key(black_box(&keys[i % keys.len()])) {
+            Ok(()) => allowed += 1,
+            // What the server needs from a refusal: the time to the next token (Retry-After).
+            Err(not_until) => {
+                black_box(not_until.wait_time_from(governor::clock::Clock::now(limiter.clock())));
+            }
+        }
+    }
+    (start.elapsed().as_nanos() as f64 / CHECKS as f64, allowed)
+}
+
+#[test]
+#[ignore = "a measurement; run in release with --ignored --nocapture"]
+fn ours_against_governor_per_check() {
+    for (label, per_minute, n) in [
+        ("1 key, 100/min (mostly refused)", 100, 1),
+        ("1,000 keys, 100/min (mostly refused)", 100, 1_000),
+        ("100,000 keys, 100/min (mostly allowed)", 100, 100_000),
+        ("1,000 keys, unlimited (all allowed)", u32::MAX, 1_000),
+    ] {
+        let keys = keys(n);
+        let (a, a_ok) = ours(per_minute, &keys);
+        let (b, b_ok) = governor(per_minute, &keys);
+        println!(
+            "{label:40} ours {a:6.1} ns/check ({a_ok} allowed)   governor {b:6.1} ns/check ({b_ok} allowed)"
+        );
+        // Same decisions: both are a bucket of `per_minute` refilled over a minute.
+        assert!(
+            a_ok.abs_diff(b_ok) <= n * 2 + CHECKS / 1000,
+            "{a_ok} vs {b_ok}"
+        );
+    }
+}
