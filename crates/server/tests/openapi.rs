@@ -159,11 +159,11 @@ fn reachable(
 ) {
     match schema {
         Value::Object(map) => {
-            if let Some(Value::String(r)) = map.get("$ref") {
-                if seen.insert(r.clone()) {
-                    names.insert(r.rsplit('/').next().unwrap().to_owned());
-                    reachable(doc, resolve(doc, r), names, seen);
-                }
+            if let Some(Value::String(r)) = map.get("$ref")
+                && seen.insert(r.clone())
+            {
+                names.insert(r.rsplit('/').next().unwrap().to_owned());
+                reachable(doc, resolve(doc, r), names, seen);
             }
             if let Some(Value::Object(props)) = map.get("properties") {
                 names.extend(props.keys().cloned());
