@@ -21,7 +21,7 @@ use crate::http::request_log;
 use crate::limits::rest::limit_writes;
 use crate::node::Node;
 use crate::node::metrics::DropReason;
-use crate::ops::{admin, client, console, health, metrics, publish};
+use crate::ops::{admin, client, console, health, metrics, openapi, publish};
 use crate::transports::{poll, socketio, sse, ws};
 
 /// Builds the whole router for a node.
@@ -58,7 +58,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/api/client/ack", post(client::ack))
         // Long-lived by design: no timeout layer may wrap these two.
         .route("/events", get(sse::handler))
-        .route("/poll", get(poll::handler));
+        .route("/poll", get(poll::handler))
+        .merge(openapi::routes(&openapi::document(crate::apps::openapi())));
     for app in node.apps.iter() {
         routes = routes.merge(app.routes());
     }

@@ -13,17 +13,20 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::Serialize;
+use garde::Validate;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchboard_core::auth::Role;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::publication::PublicationData;
 use switchboard_core::refusal::Refusal;
 use switchboard_store::{ChangeEvent, ChangeTable, CitySnapshotRecord};
+use utoipa::ToSchema;
 
 use crate::config::AlertRule;
 use crate::http::auth::{identify, require_role};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::input::{self, BodySpec, Unknown, rule_error};
 use crate::node::error::{AppError, PublishError};
 use crate::node::scope::{ClientScope, JoinError};
 use crate::node::{App, Node, Notice};
@@ -32,8 +35,8 @@ use crate::node::{App, Node, Notice};
 pub const MAX_METRICS: usize = 100;
 
 /// A city snapshot as clients see it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CitySnapshotDto {
     pub city_id: String,
     /// Metric name → value.
@@ -53,7 +56,8 @@ impl From<&CitySnapshotRecord> for CitySnapshotDto {
 }
 
 /// One alert of an `alerts` publication.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct AlertDto {
     /// The metric that crossed its threshold.
     pub metric: String,
@@ -64,12 +68,28 @@ pub struct AlertDto {
     pub message: String,
 }
 
-/// What `POST /api/cities/:cityId/data` answers.
-#[derive(Debug, Serialize)]
-struct PostAnswer {
-    #[serde(flatten)]
-    snapshot: CitySnapshotDto,
-    alerts: Vec<AlertDto>,
+/// What `POST /api/cities/:cityId/data` answers: the stored snapshot and the alerts it raised.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PostAnswer {
+    pub city_id: String,
+    /// Metric name → value.
+    pub metrics: BTreeMap<String, f64>,
+    /// When the snapshot was stored.
+    pub updated_at: String,
+    /// The rules this post breached (also published as `alerts`).
+    pub alerts: Vec<AlertDto>,
+}
+
+/// The body of a post: `{"metrics": {"<name>": <finite number>, …}}`.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsBody {
+    /// Metric name (1-64 of letters, digits, `_`, `-`, `.`) → finite number; 1 to 100 of them.
+    #[serde(default)]
+    #[garde(custom(metrics_rule))]
+    #[schema(value_type = BTreeMap<String, f64>, required)]
+    pub metrics: Option<BTreeMap<String, Value>>,
 }
 
 /// The event of a stored snapshot.
@@ -183,55 +203,55 @@ fn valid_metric_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
-/// Validates a post body: `{"metrics": {"<name>": <finite number>, …}}`.
-pub fn parse_metrics(body: &Bytes) -> Result<BTreeMap<String, f64>, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::invalid("body", "Body is not valid JSON"))?;
-    let Value::Object(mut obj) = value else {
-        return Err(ApiError::invalid("body", "Body must be a JSON object"));
+const METRICS_SHAPE: &str = "metrics must be an object of metric name to number";
+
+/// One rule for the whole map, because its messages name the metric at fault (a value that is
+/// not a number is a rule here, not a type error, so the message can say which).
+fn metrics_rule(metrics: &Option<BTreeMap<String, Value>>, _: &()) -> garde::Result {
+    let Some(metrics) = metrics else {
+        return Err(rule_error(METRICS_SHAPE));
     };
-    let Some(Value::Object(metrics)) = obj.remove("metrics") else {
-        return Err(ApiError::invalid(
-            "metrics",
-            "metrics must be an object of metric name to number",
-        ));
-    };
-    if !obj.is_empty() {
-        return Err(ApiError::invalid(
-            "body",
-            "Unknown field; only metrics is allowed",
-        ));
-    }
     if metrics.is_empty() {
-        return Err(ApiError::invalid("metrics", "metrics must not be empty"));
+        return Err(rule_error("metrics must not be empty"));
     }
     if metrics.len() > MAX_METRICS {
-        return Err(ApiError::invalid(
-            "metrics",
-            format!("at most {MAX_METRICS} metrics per post"),
-        ));
+        return Err(garde::Error::new(format!(
+            "at most {MAX_METRICS} metrics per post"
+        )));
     }
-    let mut out = BTreeMap::new();
     for (name, value) in metrics {
-        if !valid_metric_name(&name) {
-            return Err(ApiError::invalid(
-                "metrics",
+        if !valid_metric_name(name) {
+            return Err(rule_error(
                 "metric names are 1-64 characters of letters, digits, '_', '-', '.'",
             ));
         }
-        match value.as_f64() {
-            Some(v) if v.is_finite() => {
-                out.insert(name, v);
-            }
-            _ => {
-                return Err(ApiError::invalid(
-                    "metrics",
-                    format!("metric {name} must be a finite number"),
-                ));
-            }
+        if !value.as_f64().is_some_and(f64::is_finite) {
+            return Err(garde::Error::new(format!(
+                "metric {name} must be a finite number"
+            )));
         }
     }
-    Ok(out)
+    Ok(())
+}
+
+const BODY: BodySpec = BodySpec {
+    fields: &["metrics"],
+    unknown: Unknown::Last,
+    unknown_message: "Unknown field; only metrics is allowed",
+    not_json: "Body is not valid JSON",
+    not_object: "Body must be a JSON object",
+    type_message: |_| METRICS_SHAPE,
+};
+
+/// Validates a post body: `{"metrics": {"<name>": <finite number>, …}}`.
+pub fn parse_metrics(body: &Bytes) -> Result<BTreeMap<String, f64>, ApiError> {
+    let body: MetricsBody = input::parse(body, &BODY)?;
+    Ok(body
+        .metrics
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value.as_f64()?)))
+        .collect())
 }
 
 /// The alerts a set of metrics triggers under `rules`.
@@ -267,19 +287,39 @@ fn checked_city(city_id: &str) -> Result<ChannelName, ApiError> {
     channel_for(city_id)
 }
 
+/// Stores a city's metrics (role `pipeline` or `hq`), publishes `data_update` and any `alerts`.
+#[utoipa::path(post, path = "/api/cities/{city_id}/data", operation_id = "postCityData", tag = "cities",
+    params(("city_id" = String, Path, description = "The city id, `[a-z0-9-]{1,64}`", example = "nairobi")),
+    request_body = MetricsBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored and published", body = PostAnswer),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token's role is not pipeline or hq", body = ErrorBody),
+        (status = 404, description = "No such route (an empty city id)", body = ErrorBody),
+        (status = 413, description = "Body over limits.max_message_bytes", body = ErrorBody),
+        (status = 422, description = "Invalid city id or body; `field` names it", body = ErrorBody),
+        (status = 429, description = "Too many writes", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Saved, but not broadcast; retry", body = ErrorBody),
+    ))]
 async fn ingest(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Path(city_id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PostAnswer>, ApiError> {
     require_role(&node.verifier, &headers, &[Role::Pipeline, Role::Hq])?;
     let channel = checked_city(&city_id)?;
     let metrics = parse_metrics(&body)?;
     let record = node.store.put_city_snapshot(&city_id, &metrics).await?;
     let (snapshot, alerts) = publish_snapshot(&node, &channel, &record).await?;
-    let answer = serde_json::to_value(PostAnswer { snapshot, alerts })?;
-    Ok(Json(answer))
+    Ok(Json(PostAnswer {
+        city_id: snapshot.city_id,
+        metrics: snapshot.metrics,
+        updated_at: snapshot.updated_at,
+        alerts,
+    }))
 }
 
 /// Publishes a stored snapshot as `data_update` on `channel`, then `alerts` for any rule it
@@ -301,6 +341,17 @@ pub async fn publish_snapshot(
     Ok((snapshot, alerts))
 }
 
+/// A city's latest snapshot, for callers whose token may read `city:<cityId>`.
+#[utoipa::path(get, path = "/api/cities/{city_id}", operation_id = "getCity", tag = "cities",
+    params(("city_id" = String, Path, description = "The city id, `[a-z0-9-]{1,64}`", example = "nairobi")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The snapshot", body = CitySnapshotDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token may not read this city", body = ErrorBody),
+        (status = 404, description = "No snapshot for this city yet", body = ErrorBody),
+        (status = 422, description = "Invalid city id (`field`: cityId)", body = ErrorBody),
+    ))]
 async fn show(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -322,6 +373,15 @@ async fn show(
         .ok_or_else(|| ApiError::not_found("City not found"))?;
     Ok(Json(CitySnapshotDto::from(&record)))
 }
+
+/// The city routes in `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(show, ingest),
+    components(schemas(CitySnapshotDto, AlertDto, PostAnswer, MetricsBody)),
+    tags((name = "cities", description = "Per-city streams, snapshots and alerts (SPEC 1.4)"))
+)]
+pub struct CitiesApi;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,16 @@ use std::sync::Arc;
 
 use crate::node::App;
 
+/// The apps' part of `/openapi.json`: each app's routes, from its handlers' `#[utoipa::path]`s
+/// and its DTOs (chat has no REST route).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::OpenApi;
+    let mut doc = missions::MissionsApi::openapi();
+    doc.merge(payments::PaymentsApi::openapi());
+    doc.merge(cities::CitiesApi::openapi());
+    doc
+}
+
 /// Every built-in app, in the order their hooks are asked.
 pub fn all() -> Vec<Arc<dyn App>> {
     vec![

@@ -14,16 +14,18 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use serde::Serialize;
-use serde_json::Value;
+use garde::Validate;
+use serde::{Deserialize, Serialize};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::publication::PublicationData;
 use switchboard_store::{NewPayment, PaymentRecord, PaymentStatus};
 
 use switchboard_core::ids::new_id;
 
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
+use crate::http::input::{self, BodySpec, Unknown, rule_error};
 use crate::node::{App, Node};
+use utoipa::ToSchema;
 
 /// The event carrying the outcome.
 pub const STATUS_EVENT: &str = "payment-status";
@@ -48,9 +50,11 @@ impl App for Payments {
 }
 
 /// The immediate answer to a payment request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentAcceptedDto {
     /// Always "Payment received, processing request".
+    #[schema(value_type = String)]
     pub message: &'static str,
     /// The id to look the payment up with.
     #[serde(rename = "paymentId")]
@@ -58,11 +62,13 @@ pub struct PaymentAcceptedDto {
 }
 
 /// A payment as `GET /api/payments/{id}` shows it (the connection id is not echoed).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PaymentDto {
     pub id: String,
     pub amount: f64,
     /// `pending`, `succeeded` or `failed`.
+    #[schema(value_type = String, pattern = "^(pending|succeeded|failed)$")]
     pub status: &'static str,
     /// When it was requested (RFC 3339).
     pub created_at: String,
@@ -93,36 +99,66 @@ pub struct PaymentRequest {
     pub channel: ChannelName,
 }
 
-/// Validates a request body: `{amount: positive number, socketId: non-empty string}`.
-pub fn validate(body: &[u8]) -> Result<PaymentRequest, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::invalid("body", "Body must be a JSON object"))?;
-    let Some(obj) = value.as_object() else {
-        return Err(ApiError::invalid("body", "Body must be a JSON object"));
-    };
+/// The body of a payment request, with its rules.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PaymentBody {
+    /// A positive amount.
+    #[serde(default)]
+    #[garde(custom(positive))]
+    #[schema(value_type = f64, exclusive_minimum = 0.0, required)]
+    pub amount: Option<f64>,
+    /// The connection to notify: a Socket.IO socket id or a native `connectionId`.
+    #[serde(default)]
+    #[garde(custom(connection_id))]
+    #[schema(value_type = String, min_length = 1, required, pattern = "^[A-Za-z0-9_:.-]{1,250}$")]
+    pub socket_id: Option<String>,
+}
+
+fn positive(amount: &Option<f64>, _: &()) -> garde::Result {
+    match amount {
+        Some(a) if a.is_finite() && *a > 0.0 => Ok(()),
+        _ => Err(rule_error("amount must be a positive number")),
+    }
+}
+
+fn connection_id(socket_id: &Option<String>, _: &()) -> garde::Result {
+    match socket_id.as_deref() {
+        None | Some("") => Err(rule_error("socketId must be a non-empty string")),
+        Some(id) if conn_channel(id).is_none() => {
+            Err(rule_error("socketId is not a valid connection id"))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn conn_channel(socket_id: &str) -> Option<ChannelName> {
+    ChannelName::parse(&format!("conn:{socket_id}")).ok()
+}
+
+const BODY: BodySpec = BodySpec {
+    fields: &["amount", "socketId"],
     // Unknown fields are refused, as on every other endpoint: a client that thinks it can set
     // (say) the status learns that it cannot.
-    if obj.keys().any(|k| k != "amount" && k != "socketId") {
-        return Err(ApiError::invalid(
-            "body",
-            "Unknown field; allowed fields are amount, socketId",
-        ));
-    }
-    let amount = obj
-        .get("amount")
-        .and_then(Value::as_f64)
-        .filter(|a| a.is_finite() && *a > 0.0)
-        .ok_or_else(|| ApiError::invalid("amount", "amount must be a positive number"))?;
-    let socket_id = obj
-        .get("socketId")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::invalid("socketId", "socketId must be a non-empty string"))?;
-    let channel = ChannelName::parse(&format!("conn:{socket_id}"))
-        .map_err(|_| ApiError::invalid("socketId", "socketId is not a valid connection id"))?;
+    unknown: Unknown::First,
+    unknown_message: "Unknown field; allowed fields are amount, socketId",
+    not_json: "Body must be a JSON object",
+    not_object: "Body must be a JSON object",
+    type_message: |field| match field {
+        "amount" => "amount must be a positive number",
+        _ => "socketId must be a non-empty string",
+    },
+};
+
+/// Validates a request body: `{amount: positive number, socketId: non-empty string}`.
+pub fn validate(body: &[u8]) -> Result<PaymentRequest, ApiError> {
+    let body: PaymentBody = input::parse(body, &BODY)?;
+    let socket_id = body.socket_id.unwrap_or_default();
+    let channel = conn_channel(&socket_id)
+        .ok_or_else(|| ApiError::invalid("socketId", "socketId is not a valid connection id"))?;
     Ok(PaymentRequest {
-        amount,
-        socket_id: socket_id.to_owned(),
+        amount: body.amount.unwrap_or_default(),
+        socket_id,
         channel,
     })
 }
@@ -136,6 +172,17 @@ pub fn outcome(amount: f64, max_amount: f64) -> PaymentStatus {
     }
 }
 
+/// Stores a pending payment and answers at once; `payment-status` reaches `conn:<socketId>`
+/// after `payments.processing_delay_ms`.
+#[utoipa::path(post, path = "/api/payments/make-payment-with-socket", operation_id = "makePayment", tag = "payments",
+    request_body = PaymentBody,
+    responses(
+        (status = 200, description = "Accepted, pending", body = PaymentAcceptedDto),
+        (status = 413, description = "Body over limits.max_message_bytes", body = ErrorBody),
+        (status = 422, description = "Invalid body; `field` names what is wrong", body = ErrorBody),
+        (status = 429, description = "Too many writes", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+    ))]
 async fn make_payment(
     State(node): State<Arc<Node>>,
     body: Bytes,
@@ -195,6 +242,13 @@ async fn process(node: Arc<Node>, id: String, request: PaymentRequest) {
     }
 }
 
+/// A payment's stored status.
+#[utoipa::path(get, path = "/api/payments/{id}", operation_id = "getPayment", tag = "payments",
+    params(("id" = String, Path, description = "The `paymentId` the request answered")),
+    responses(
+        (status = 200, description = "The payment", body = PaymentDto),
+        (status = 404, description = "No such payment", body = ErrorBody),
+    ))]
 async fn show(
     State(node): State<Arc<Node>>,
     Path(id): Path<String>,
@@ -204,6 +258,15 @@ async fn show(
         None => Err(ApiError::not_found("Payment not found")),
     }
 }
+
+/// The payments routes in `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(make_payment, show),
+    components(schemas(PaymentBody, PaymentAcceptedDto, PaymentDto)),
+    tags((name = "payments", description = "A status pushed to the one client that asked (SPEC 1.3)"))
+)]
+pub struct PaymentsApi;
 
 #[cfg(test)]
 mod tests {

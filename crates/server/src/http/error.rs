@@ -34,9 +34,15 @@ pub struct ApiError {
 #[derive(Debug, Clone)]
 pub struct ErrorCause(pub String);
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The one error body every REST failure answers with, and its schema in `/openapi.json`
+/// (named `Error` there): a client parses one shape for every status.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error, title = "Error")]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody<'a> {
+    /// What is wrong, in words meant for the client (never an internal cause).
     error: &'a str,
+    /// The body field, path segment or query parameter at fault (422 and 400 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
 }
@@ -164,7 +170,7 @@ impl From<AppError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = Json(Body {
+        let body = Json(ErrorBody {
             error: &self.error,
             field: self.field,
         });
@@ -230,7 +236,7 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     let (json_parts, json_body) = (
         status,
-        Json(Body {
+        Json(ErrorBody {
             error: &error,
             field: None,
         }),

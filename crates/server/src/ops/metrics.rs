@@ -12,6 +12,9 @@ use axum::response::{IntoResponse, Response};
 use crate::node::Node;
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "ops",
+    responses((status = 200, description = "Prometheus text format 0.0.4 (docs/operations.md lists the families)",
+        content_type = "text/plain", body = String)))]
 pub async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let subscriptions = node.hub.stats().subscriptions.load(Ordering::Relaxed);
     let body = node.metrics.render(node.sessions.counts(), subscriptions);
@@ -22,3 +25,8 @@ pub async fn metrics(State(node): State<Arc<Node>>) -> Response {
     );
     response
 }
+
+/// `/metrics` in `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(metrics))]
+pub struct MetricsApi;

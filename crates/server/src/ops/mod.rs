@@ -1,5 +1,6 @@
 //! What operators and backends use beside the apps: liveness and readiness, metrics, the
-//! admin API, the server-side publish API, and the embedded console.
+//! admin API, the server-side publish API, the embedded console, and the API's own
+//! description.
 //!
 //! - [`health`]: `/healthz`, `/readyz`.
 //! - [`metrics`]: `/metrics` (Prometheus text).
@@ -8,10 +9,12 @@
 //! - [`publish`]: `POST /api/publish`.
 //! - [`client`]: the client API over HTTP for SSE and long-poll clients (publish, presence,
 //!   ack).
+//! - [`openapi`]: `/openapi.json`, generated from the handlers and DTOs, and `/docs`.
 
 pub mod admin;
 pub mod client;
 pub mod console;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod publish;

@@ -17,12 +17,13 @@ use switchboard_core::auth::Role;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::publication::{Audience, PublicationData};
 use switchboard_store::{ChangeEvent, ChangeTable, MissionRecord};
+use utoipa::ToSchema;
 
 mod validate;
 
-use self::validate::{parse_new, parse_patch};
+use self::validate::{NewBody, PatchBody, StatusName, parse_new, parse_patch};
 use crate::http::auth::{identify, require_role};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::node::error::{AppError, PublishError};
 use crate::node::{App, Node};
 
@@ -32,24 +33,28 @@ pub const UPDATE_EVENT: &str = "mission-update";
 pub const REMOVED_EVENT: &str = "mission-removed";
 
 /// What field agents (and anonymous clients) see.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MissionAgentDto {
     pub id: i64,
     /// Code name.
     pub codename: String,
     /// Status.
+    #[schema(value_type = StatusName)]
     pub status: &'static str,
     /// Location.
     pub location: String,
 }
 
 /// What HQ sees: the agent fields plus objective and last change. Still no classified field.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MissionHqDto {
     pub id: i64,
     /// Code name.
     pub codename: String,
     /// Status.
+    #[schema(value_type = StatusName)]
     pub status: &'static str,
     /// Location.
     pub location: String,
@@ -83,19 +88,47 @@ impl From<&MissionRecord> for MissionHqDto {
     }
 }
 
-/// The payload of `mission-removed`.
-#[derive(Debug, Clone, Copy, Serialize)]
+/// The payload of `mission-removed`, and the answer to a delete.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct MissionRemovedDto {
     /// The deleted mission's id.
     pub id: i64,
 }
 
-fn dto_for(record: &MissionRecord, audience: Audience) -> Response {
-    match audience {
-        Audience::Agent => Json(MissionAgentDto::from(record)).into_response(),
-        Audience::Hq => Json(MissionHqDto::from(record)).into_response(),
+/// A mission as one caller sees it: the DTO of its audience. Only for the schema's sake a type
+/// of its own (`oneOf` the two DTOs; each refuses the other's extra fields, so exactly one
+/// matches).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum MissionDto {
+    /// Audience `hq`.
+    Hq(MissionHqDto),
+    /// Audience `agent` (the default, and anonymous callers).
+    Agent(MissionAgentDto),
+}
+
+impl MissionDto {
+    fn of(record: &MissionRecord, audience: Audience) -> Self {
+        match audience {
+            Audience::Agent => Self::Agent(record.into()),
+            Audience::Hq => Self::Hq(record.into()),
+        }
     }
 }
+
+fn dto_for(record: &MissionRecord, audience: Audience) -> Response {
+    Json(MissionDto::of(record, audience)).into_response()
+}
+
+/// The missions routes in `/openapi.json`: their handlers' `#[utoipa::path]`s and the DTOs.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(list, show, create, update, remove),
+    components(schemas(MissionDto, MissionAgentDto, MissionHqDto, MissionRemovedDto, NewBody, PatchBody, StatusName)),
+    tags((name = "missions", description = "HQ updates a mission, every field agent sees it (SPEC 1.1)"))
+)]
+pub struct MissionsApi;
 
 /// The missions app.
 pub struct Missions;
@@ -142,23 +175,33 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found("Mission not found"))
 }
 
+/// Every mission, as the caller's audience sees it.
+#[utoipa::path(get, path = "/missions", operation_id = "listMissions", tag = "missions",
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's DTOs", body = Vec<MissionDto>),
+        (status = 401, description = "Invalid token", body = ErrorBody),
+    ))]
 async fn list(State(node): State<Arc<Node>>, headers: HeaderMap) -> Result<Response, ApiError> {
     let who = identify(&node.verifier, &headers)?;
     let records = node.store.list_missions().await?;
-    Ok(match who.audience() {
-        Audience::Agent => Json(
-            records
-                .iter()
-                .map(MissionAgentDto::from)
-                .collect::<Vec<_>>(),
-        )
-        .into_response(),
-        Audience::Hq => {
-            Json(records.iter().map(MissionHqDto::from).collect::<Vec<_>>()).into_response()
-        }
-    })
+    let audience = who.audience();
+    let dtos: Vec<MissionDto> = records
+        .iter()
+        .map(|r| MissionDto::of(r, audience))
+        .collect();
+    Ok(Json(dtos).into_response())
 }
 
+/// One mission, as the caller's audience sees it.
+#[utoipa::path(get, path = "/missions/{id}", operation_id = "getMission", tag = "missions",
+    params(("id" = i64, Path, description = "The mission's id", example = 1)),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's DTO", body = MissionDto),
+        (status = 401, description = "Invalid token", body = ErrorBody),
+        (status = 404, description = "No such mission", body = ErrorBody),
+    ))]
 async fn show(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -193,6 +236,20 @@ pub async fn publish_update(node: &Node, record: &MissionRecord) -> Result<(), P
     Ok(())
 }
 
+/// Creates a mission (role `hq`), publishes `mission-update`, answers the caller's DTO.
+#[utoipa::path(post, path = "/missions", operation_id = "createMission", tag = "missions",
+    request_body = NewBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created; the DTO that was broadcast", body = MissionDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token's role is not hq", body = ErrorBody),
+        (status = 413, description = "Body over limits.max_message_bytes", body = ErrorBody),
+        (status = 422, description = "Invalid body; `field` names what is wrong", body = ErrorBody),
+        (status = 429, description = "Too many writes", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Saved, but not broadcast; retry", body = ErrorBody),
+    ))]
 async fn create(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -208,6 +265,22 @@ async fn create(
     Ok(res)
 }
 
+/// Changes a mission (role `hq`), publishes `mission-update`, answers the caller's DTO.
+#[utoipa::path(put, path = "/missions/{id}", operation_id = "updateMission", tag = "missions",
+    params(("id" = i64, Path, description = "The mission's id", example = 1)),
+    request_body = PatchBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Updated; the DTO that was broadcast", body = MissionDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token's role is not hq", body = ErrorBody),
+        (status = 404, description = "No such mission", body = ErrorBody),
+        (status = 413, description = "Body over limits.max_message_bytes", body = ErrorBody),
+        (status = 422, description = "Invalid body; `field` names what is wrong", body = ErrorBody),
+        (status = 429, description = "Too many writes", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Saved, but not broadcast; retry", body = ErrorBody),
+    ))]
 async fn update(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -231,6 +304,19 @@ async fn update(
     Ok(dto_for(&record, who.audience()))
 }
 
+/// Deletes a mission (role `hq`) and publishes `mission-removed`.
+#[utoipa::path(delete, path = "/missions/{id}", operation_id = "deleteMission", tag = "missions",
+    params(("id" = i64, Path, description = "The mission's id", example = 1)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted", body = MissionRemovedDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "The token's role is not hq", body = ErrorBody),
+        (status = 404, description = "No such mission", body = ErrorBody),
+        (status = 429, description = "Too many writes", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "Deleted, but not broadcast; retry", body = ErrorBody),
+    ))]
 async fn remove(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,

@@ -1,135 +1,168 @@
-//! Validation of mission bodies: every field checked, and a 422 naming the first one that is
-//! wrong (`{"error", "field"}`), before anything reaches the store.
+//! The input types of the mission writes, with their rules in garde (`#[garde(...)]`) and their
+//! schemas in utoipa (`#[schema(...)]`): every field checked, and a 422 naming the first one
+//! that is wrong (`{"error", "field"}`), before anything reaches the store. Strings are trimmed
+//! as they are read, so the rules see what would be stored.
 
-use bytes::Bytes;
-use serde_json::{Map, Value};
+use garde::Validate;
+use serde::{Deserialize, Deserializer};
 use switchboard_store::{MissionPatch, MissionStatus, NewMission};
+use utoipa::ToSchema;
 
 use crate::http::error::ApiError;
+use crate::http::input::{self, BodySpec, Unknown, must_be_a_string, rule_error};
 
 /// Longest accepted string field.
 pub const MAX_FIELD_CHARS: usize = 200;
 
-/// Parses a JSON object body; anything else is a 422 naming `body`, and so is an object that
-/// names a field twice.
-fn object_body(body: &Bytes) -> Result<Map<String, Value>, ApiError> {
-    if let Ok(UniqueKeys(map)) = serde_json::from_slice::<UniqueKeys>(body) {
-        return Ok(map);
-    }
-    // Refused: read it again only to say why.
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(_)) => Err(ApiError::invalid("body", "Body names a field twice")),
-        Ok(_) => Err(ApiError::invalid("body", "Body must be a JSON object")),
-        Err(_) => Err(ApiError::invalid("body", "Body is not valid JSON")),
+/// A mission's status as the API names it (the schema of `status` in bodies and DTOs).
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[expect(
+    dead_code,
+    reason = "a schema only: the DTOs carry MissionStatus::as_str()"
+)]
+pub enum StatusName {
+    /// Not started.
+    Planned,
+    /// Under way.
+    Active,
+    /// Blown.
+    Compromised,
+    /// Done.
+    Completed,
+    /// Called off.
+    Aborted,
+}
+
+/// `PUT /missions/{id}`: any of `status`, `location`, `objective`, at least one.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(as = MissionPatch)]
+#[serde(deny_unknown_fields)]
+pub struct PatchBody {
+    /// The new status.
+    #[serde(default)]
+    #[garde(inner(custom(known_status)))]
+    #[schema(value_type = Option<StatusName>)]
+    pub status: Option<String>,
+    /// The new location (not empty).
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(inner(length(chars, min = 1, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub location: Option<String>,
+    /// The new objective.
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(inner(length(chars, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(max_length = 200)]
+    pub objective: Option<String>,
+}
+
+/// `POST /missions`: a new mission. The classified fields may be written, never read back.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[schema(as = NewMission)]
+#[serde(deny_unknown_fields)]
+pub struct NewBody {
+    /// Code name (required, not empty).
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(required, inner(length(chars, min = 1, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub codename: Option<String>,
+    /// Status; `planned` when left out.
+    #[serde(default)]
+    #[garde(inner(custom(known_status)))]
+    #[schema(value_type = Option<StatusName>)]
+    pub status: Option<String>,
+    /// Location (required, not empty).
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(required, inner(length(chars, min = 1, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(min_length = 1, max_length = 200)]
+    pub location: Option<String>,
+    /// Objective.
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(inner(length(chars, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(max_length = 200)]
+    pub objective: Option<String>,
+    /// Classified: stored, never shown to any audience.
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(inner(length(chars, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(max_length = 200, write_only)]
+    pub handler_notes: Option<String>,
+    /// Classified: stored, never shown to any audience.
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(inner(length(chars, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(max_length = 200, write_only)]
+    pub asset_identity: Option<String>,
+    /// Classified: stored, never shown to any audience.
+    #[serde(default, deserialize_with = "trimmed")]
+    #[garde(inner(length(chars, max = MAX_FIELD_CHARS), custom(no_control)))]
+    #[schema(max_length = 200, write_only)]
+    pub extraction_code: Option<String>,
+}
+
+const STATUS_MESSAGE: &str =
+    "status must be one of planned, active, compromised, completed, aborted";
+
+fn known_status(value: &str, _: &()) -> garde::Result {
+    match MissionStatus::parse(value) {
+        Some(_) => Ok(()),
+        None => Err(rule_error(STATUS_MESSAGE)),
     }
 }
 
-/// A JSON object whose keys are all different. serde_json's `Value` keeps the last of two
-/// `status` keys; a proxy, a WAF or an audit log that reads the first would see another update
-/// than the one applied, so such a body is refused (as serde's derived structs refuse it).
-struct UniqueKeys(Map<String, Value>);
-
-impl<'de> serde::Deserialize<'de> for UniqueKeys {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Keys;
-        impl<'de> serde::de::Visitor<'de> for Keys {
-            type Value = UniqueKeys;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object with unique keys")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> Result<UniqueKeys, A::Error> {
-                let mut map = Map::new();
-                while let Some((key, value)) = access.next_entry::<String, Value>()? {
-                    if map.contains_key(&key) {
-                        return Err(serde::de::Error::custom("duplicate key"));
-                    }
-                    map.insert(key, value);
-                }
-                Ok(UniqueKeys(map))
-            }
-        }
-        d.deserialize_map(Keys)
+fn no_control(value: &str, _: &()) -> garde::Result {
+    if value.chars().any(char::is_control) {
+        return Err(rule_error("{field} must not contain control characters"));
     }
+    Ok(())
 }
 
-fn string_field(
-    map: &Map<String, Value>,
-    field: &'static str,
-    required: bool,
-) -> Result<Option<String>, ApiError> {
-    match map.get(field) {
-        None | Some(Value::Null) if required => {
-            Err(ApiError::invalid(field, format!("{field} is required")))
-        }
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => {
-            let trimmed = s.trim();
-            if trimmed.chars().count() > MAX_FIELD_CHARS {
-                return Err(ApiError::invalid(
-                    field,
-                    format!("{field} must be at most {MAX_FIELD_CHARS} characters"),
-                ));
-            }
-            if trimmed.chars().any(char::is_control) {
-                return Err(ApiError::invalid(
-                    field,
-                    format!("{field} must not contain control characters"),
-                ));
-            }
-            if required && trimmed.is_empty() {
-                return Err(ApiError::invalid(
-                    field,
-                    format!("{field} must not be empty"),
-                ));
-            }
-            Ok(Some(trimmed.to_owned()))
-        }
-        Some(_) => Err(ApiError::invalid(
-            field,
-            format!("{field} must be a string"),
-        )),
-    }
+/// A string field, trimmed as it is read (`null` is as good as absent).
+fn trimmed<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let value = Option::<String>::deserialize(d)?;
+    Ok(value.map(|s| s.trim().to_owned()))
 }
 
-fn status_field(map: &Map<String, Value>) -> Result<Option<MissionStatus>, ApiError> {
-    match map.get("status") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => MissionStatus::parse(s).map(Some).ok_or_else(|| {
-            ApiError::invalid(
-                "status",
-                "status must be one of planned, active, compromised, completed, aborted",
-            )
-        }),
-        Some(_) => Err(ApiError::invalid("status", "status must be a string")),
-    }
+/// The status of a body that passed [`known_status`].
+fn status_of(value: Option<&str>) -> Option<MissionStatus> {
+    value.and_then(MissionStatus::parse)
 }
 
-fn reject_unknown(map: &Map<String, Value>, allowed: &[&str]) -> Result<(), ApiError> {
-    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
-        // The field name is client input: report it without echoing arbitrary content.
-        Some(_) => Err(ApiError::invalid(
-            "body",
-            format!("Unknown field; allowed fields are {}", allowed.join(", ")),
-        )),
-        None => Ok(()),
-    }
-}
+const PATCH: BodySpec = BodySpec {
+    fields: &["status", "location", "objective"],
+    unknown: Unknown::First,
+    unknown_message: "Unknown field; allowed fields are status, location, objective",
+    not_json: "Body is not valid JSON",
+    not_object: "Body must be a JSON object",
+    type_message: must_be_a_string,
+};
+
+const NEW: BodySpec = BodySpec {
+    fields: &[
+        "codename",
+        "status",
+        "location",
+        "objective",
+        "handler_notes",
+        "asset_identity",
+        "extraction_code",
+    ],
+    unknown: Unknown::First,
+    unknown_message: "Unknown field; allowed fields are codename, status, location, objective, \
+                      handler_notes, asset_identity, extraction_code",
+    not_json: "Body is not valid JSON",
+    not_object: "Body must be a JSON object",
+    type_message: must_be_a_string,
+};
 
 /// Validates a `PUT` body.
-pub fn parse_patch(body: &Bytes) -> Result<MissionPatch, ApiError> {
-    let map = object_body(body)?;
-    reject_unknown(&map, &["status", "location", "objective"])?;
+pub fn parse_patch(body: &[u8]) -> Result<MissionPatch, ApiError> {
+    let body: PatchBody = input::parse(body, &PATCH)?;
     let patch = MissionPatch {
-        status: status_field(&map)?,
-        location: string_field(&map, "location", false)?,
-        objective: string_field(&map, "objective", false)?,
+        status: status_of(body.status.as_deref()),
+        location: body.location,
+        objective: body.objective,
     };
-    if patch.location.as_deref() == Some("") {
-        return Err(ApiError::invalid("location", "location must not be empty"));
-    }
+    // Hand-written: "at least one field" is a rule about the whole body, and garde's rules are
+    // per field.
     if patch.is_empty() {
         return Err(ApiError::invalid(
             "body",
@@ -140,27 +173,15 @@ pub fn parse_patch(body: &Bytes) -> Result<MissionPatch, ApiError> {
 }
 
 /// Validates a `POST` body.
-pub fn parse_new(body: &Bytes) -> Result<NewMission, ApiError> {
-    let map = object_body(body)?;
-    reject_unknown(
-        &map,
-        &[
-            "codename",
-            "status",
-            "location",
-            "objective",
-            "handler_notes",
-            "asset_identity",
-            "extraction_code",
-        ],
-    )?;
+pub fn parse_new(body: &[u8]) -> Result<NewMission, ApiError> {
+    let body: NewBody = input::parse(body, &NEW)?;
     Ok(NewMission {
-        codename: string_field(&map, "codename", true)?.unwrap_or_default(),
-        status: status_field(&map)?,
-        location: string_field(&map, "location", true)?.unwrap_or_default(),
-        objective: string_field(&map, "objective", false)?.unwrap_or_default(),
-        handler_notes: string_field(&map, "handler_notes", false)?.unwrap_or_default(),
-        asset_identity: string_field(&map, "asset_identity", false)?.unwrap_or_default(),
-        extraction_code: string_field(&map, "extraction_code", false)?.unwrap_or_default(),
+        codename: body.codename.unwrap_or_default(),
+        status: status_of(body.status.as_deref()),
+        location: body.location.unwrap_or_default(),
+        objective: body.objective.unwrap_or_default(),
+        handler_notes: body.handler_notes.unwrap_or_default(),
+        asset_identity: body.asset_identity.unwrap_or_default(),
+        extraction_code: body.extraction_code.unwrap_or_default(),
     })
 }

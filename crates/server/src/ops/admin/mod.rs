@@ -12,9 +12,13 @@
 //!   connection of that user on every node closes with 4011 (Socket.IO: the `error` event with
 //!   code 4011 and the reason, then a disconnect).
 //!
+//! - `dto`: the answers and the body, as `/openapi.json` describes them.
+//!
 //! [`Cluster::ask_all`]: switchboard_core::cluster::Cluster::ask_all
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+pub mod dto;
+
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -28,12 +32,17 @@ use switchboard_core::auth::Role;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::cluster::{ClusterHandler, NodeAnswer};
 use switchboard_core::codes::CloseCode;
-use switchboard_core::hub::Transport;
 use switchboard_core::protocol::PresenceMember;
+use utoipa::IntoParams;
 
 use crate::http::auth::require_role;
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::node::Node;
+use crate::ops::client::MemberDto;
+use dto::{
+    AdminPresenceDto, ChannelDto, ConnectionsDto, DisconnectBody, DisconnectedDto, NodeDto,
+    NodeStats, StatsDto,
+};
 
 /// How long the asking node waits for the others (SPEC §8: a node that does not answer within
 /// a second is reported, not waited for).
@@ -52,17 +61,6 @@ enum Question {
     Channels { prefix: String, limit: usize },
     Presence { channel: String },
     Disconnect { user: String },
-}
-
-/// One node's figures for `stats`.
-#[derive(Debug, Serialize, Deserialize)]
-struct NodeStats {
-    connections: BTreeMap<String, u64>,
-    subscriptions: usize,
-    uptime_s: u64,
-    publications: u64,
-    /// The names of its channels (at most [`MAX_CHANNELS`]), for the cluster's distinct count.
-    channel_names: Vec<String>,
 }
 
 /// A node's side of the admin API: answers the cluster's questions from its own registries.
@@ -96,17 +94,14 @@ impl ClusterHandler for Responder {
 fn answer_locally(node: &Node, question: Question) -> Value {
     match question {
         Question::Stats => {
-            let counts = node.sessions.counts();
             let stats = NodeStats {
-                connections: Transport::ALL
-                    .iter()
-                    .map(|t| (t.as_str().to_owned(), counts[t.index()]))
-                    .collect(),
+                connections: ConnectionsDto::from_counts(node.sessions.counts()),
                 subscriptions: node
                     .hub
                     .stats()
                     .subscriptions
-                    .load(std::sync::atomic::Ordering::Relaxed),
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    as u64,
                 uptime_s: node.started.elapsed().as_secs(),
                 publications: node.publication_count(),
                 channel_names: node
@@ -174,54 +169,85 @@ fn admin(node: &Node, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// `GET /api/admin/stats`.
+#[utoipa::path(get, path = "/api/admin/stats", operation_id = "adminStats", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every node's figures; a silent node has `error`", body = StatsDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 503, description = "The cluster could not be asked", body = ErrorBody),
+    ))]
 pub async fn stats(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<StatsDto>, ApiError> {
     admin(&node, &headers)?;
     let (got, silent) = ask(&node, Question::Stats).await?;
     let mut names = BTreeSet::new();
     let mut publications = 0u64;
     let mut nodes = Vec::new();
+    let silent_node = |id: String, error: String| NodeDto {
+        id,
+        connections: None,
+        subscriptions: None,
+        uptime_s: None,
+        publications: None,
+        error: Some(error),
+    };
     for (id, answer) in got {
         let Ok(s) = serde_json::from_value::<NodeStats>(answer) else {
-            nodes.push(json!({ "id": id, "error": "unreadable answer" }));
+            nodes.push(silent_node(id, "unreadable answer".into()));
             continue;
         };
         publications += s.publications;
         names.extend(s.channel_names);
-        nodes.push(json!({
-            "id": id,
-            "connections": s.connections,
-            "subscriptions": s.subscriptions,
-            "uptime_s": s.uptime_s,
-            "publications": s.publications,
-        }));
+        nodes.push(NodeDto {
+            id,
+            connections: Some(s.connections),
+            subscriptions: Some(s.subscriptions),
+            uptime_s: Some(s.uptime_s),
+            publications: Some(s.publications),
+            error: None,
+        });
     }
     for id in silent {
-        nodes.push(json!({
-            "id": id,
-            "error": format!("no answer within {} ms", ANSWER_WITHIN.as_millis()),
-        }));
+        let error = format!("no answer within {} ms", ANSWER_WITHIN.as_millis());
+        nodes.push(silent_node(id, error));
     }
-    nodes.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
-    Ok(Json(json!({
-        "nodes": nodes,
-        "channels": names.len(),
-        "publications": publications,
-    })))
+    nodes.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(Json(StatsDto {
+        nodes,
+        channels: names.len() as u64,
+        publications,
+    }))
 }
 
 /// The query of `GET /api/admin/channels`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChannelsQuery {
+    /// Only channels whose name starts with this (at most 256 bytes).
     #[serde(default)]
     prefix: String,
+    /// At most this many (1 to 10,000; default 1,000).
     limit: Option<usize>,
 }
 
 /// `GET /api/admin/channels`.
+#[utoipa::path(get, path = "/api/admin/channels", operation_id = "adminChannels", tag = "admin",
+    params(ChannelsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Channels with subscribers, sorted by name; silent nodes in the x-switchboard-unanswered header",
+            body = Vec<ChannelDto>,
+            headers(("x-switchboard-unanswered" = String, description = "Comma-separated ids of nodes that did not answer"))),
+        (status = 400, description = "A query that does not parse", body = ErrorBody),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 422, description = "prefix or limit out of range (`field` names it)", body = ErrorBody),
+        (status = 503, description = "The cluster could not be asked", body = ErrorBody),
+    ))]
 pub async fn channels(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
@@ -266,21 +292,21 @@ pub async fn channels(
         let Ok(channel) = ChannelName::parse(&name) else {
             continue;
         };
-        let position = match node.recover(&channel, None).await {
-            Ok(r) => json!({ "offset": r.position.offset, "epoch": r.position.epoch }),
+        let (offset, epoch) = match node.recover(&channel, None).await {
+            Ok(r) => (Some(r.position.offset), Some(r.position.epoch)),
             Err(e) => {
                 tracing::debug!(channel = %channel, error = %e, "admin channel position unread");
-                json!({ "offset": Value::Null, "epoch": Value::Null })
+                (None, None)
             }
         };
-        out.push(json!({
-            "channel": name,
-            "subscribers": subscribers.get(&name).copied().unwrap_or(0),
-            "offset": position["offset"],
-            "epoch": position["epoch"],
-        }));
+        out.push(ChannelDto {
+            subscribers: subscribers.get(&name).copied().unwrap_or(0),
+            channel: name,
+            offset,
+            epoch,
+        });
     }
-    let mut response = Json(Value::Array(out)).into_response();
+    let mut response = Json(out).into_response();
     if !silent.is_empty()
         && let Ok(v) = HeaderValue::from_str(&silent.join(","))
     {
@@ -290,11 +316,22 @@ pub async fn channels(
 }
 
 /// `GET /api/admin/presence/{channel}`.
+#[utoipa::path(get, path = "/api/admin/presence/{channel}", operation_id = "adminPresence", tag = "admin",
+    params(("channel" = String, Path, description = "Any channel", example = "room:1")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The members on every node that answered", body = AdminPresenceDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 404, description = "No such route (an empty channel segment)", body = ErrorBody),
+        (status = 422, description = "Invalid channel name (`field`: channel)", body = ErrorBody),
+        (status = 503, description = "The cluster could not be asked", body = ErrorBody),
+    ))]
 pub async fn presence(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     Path(channel): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AdminPresenceDto>, ApiError> {
     admin(&node, &headers)?;
     let channel =
         ChannelName::parse(&channel).map_err(|e| ApiError::invalid("channel", e.to_string()))?;
@@ -312,26 +349,38 @@ pub async fn presence(
         .collect();
     members.sort_by(|a, b| a.connection_id.cmp(&b.connection_id));
     members.dedup_by(|a, b| a.connection_id == b.connection_id);
-    Ok(Json(json!({
-        "channel": channel.as_str(),
-        "members": members,
-        "unanswered": silent,
-    })))
-}
-
-/// The body of `POST /api/admin/disconnect`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DisconnectBody {
-    user: String,
+    Ok(Json(AdminPresenceDto {
+        channel: channel.as_str().to_owned(),
+        members: members
+            .into_iter()
+            .map(|m| MemberDto {
+                user: m.user,
+                connection_id: m.connection_id,
+            })
+            .collect(),
+        unanswered: silent,
+    }))
 }
 
 /// `POST /api/admin/disconnect`.
+#[utoipa::path(post, path = "/api/admin/disconnect", operation_id = "adminDisconnect", tag = "admin",
+    request_body = DisconnectBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How many connections were closed with 4011", body = DisconnectedDto),
+        (status = 401, description = "No token, or an invalid one", body = ErrorBody),
+        (status = 403, description = "Not an admin", body = ErrorBody),
+        (status = 413, description = "Body over limits.max_message_bytes", body = ErrorBody),
+        (status = 422, description = "Not {\"user\": \"<id>\"} (`field`: user)", body = ErrorBody),
+        (status = 429, description = "Too many writes", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The cluster could not be asked", body = ErrorBody),
+    ))]
 pub async fn disconnect(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DisconnectedDto>, ApiError> {
     admin(&node, &headers)?;
     let body: DisconnectBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid("user", format!("expected {{\"user\": \"<id>\"}}: {e}")))?;
@@ -346,8 +395,17 @@ pub async fn disconnect(
         .iter()
         .filter_map(|(_, v)| v["disconnected"].as_u64())
         .sum();
-    Ok(Json(json!({
-        "disconnected": disconnected,
-        "unanswered": silent,
-    })))
+    Ok(Json(DisconnectedDto {
+        disconnected,
+        unanswered: silent,
+    }))
 }
+
+/// The admin routes in `/openapi.json`.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(stats, channels, presence, disconnect),
+    components(schemas(StatsDto, NodeDto, ConnectionsDto, ChannelDto, AdminPresenceDto, DisconnectBody, DisconnectedDto)),
+    tags((name = "admin", description = "The cluster-wide admin API, role admin only (docs/operations.md)"))
+)]
+pub struct AdminApi;
