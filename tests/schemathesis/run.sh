@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes the REST API from its own document: starts the release binary on a free port with a
-# temporary data dir, mints an `hq` token with `switchboard token` (so the writes that need a
-# role are exercised past their 401/403), checks /openapi.json against the OpenAPI 3.1
+# temporary data dir, mints an `admin` token with `switchboard token` (admins may do what every
+# role may, so the writes that need `hq` and the admin API are exercised past their 401/403),
+# checks /openapi.json against the OpenAPI 3.1
 # specification, then runs schemathesis against it within a time budget with the checks
 # not_a_server_error, status_code_conformance and response_schema_conformance. Exits non-zero
 # on any failure (and when the server printed a panic); the server is stopped whatever happens.
@@ -58,7 +59,7 @@ for _ in $(seq 1 150); do
 done
 curl -fsS "$base/healthz" >/dev/null || { echo "run.sh: the server did not come up" >&2; exit 1; }
 
-hq="$("$bin" token --data-dir "$work/data" --sub schemathesis-hq --role hq --channels 'city:*' --ttl 1h)"
+token="$("$bin" token --data-dir "$work/data" --sub schemathesis-admin --role admin --channels 'city:*' --ttl 1h)"
 
 curl -fsS "$base/openapi.json" -o "$work/openapi.json"
 "$python" -c 'import json, sys
@@ -74,7 +75,7 @@ seed=()
 [ -n "${SCHEMATHESIS_SEED:-}" ] && seed=(--seed "$SCHEMATHESIS_SEED")
 "$st" run "$base/openapi.json" \
   --checks not_a_server_error,status_code_conformance,response_schema_conformance \
-  --header "Authorization: Bearer $hq" \
+  --header "Authorization: Bearer $token" \
   --max-time "$max_time" \
   --workers "${SCHEMATHESIS_WORKERS:-1}" \
   ${SCHEMATHESIS_ARGS:-} \
