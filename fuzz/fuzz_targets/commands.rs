@@ -109,6 +109,7 @@ fn node(store: Arc<dyn Store>) -> (Arc<Node>, tokio::sync::watch::Sender<bool>) 
         hub,
         verifier: switchboard_core::auth::JwtVerifier::hs256(SECRET.as_bytes()),
         apps: Apps::new(apps::all(), &reserved),
+        cluster: Arc::new(switchboard_core::cluster::LocalCluster::new("fuzz")),
         shutdown,
     });
     (Arc::new(node), stop)
@@ -408,7 +409,7 @@ fuzz_target!(|ops: Vec<Op>| {
                 "{name} still has a subscriber set"
             );
             assert!(
-                world.node.presence(&c).is_empty(),
+                world.node.local_presence(&c).is_empty(),
                 "{name} still has members"
             );
         }
