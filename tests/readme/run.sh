@@ -67,7 +67,9 @@ wait_for() {
   local file="$1" text="$2" secs="$3" group="${4:-}"
   for _ in $(seq 1 $((secs * 5))); do
     grep -qF -- "$text" "$file" 2>/dev/null && return 0
-    if [ -n "$group" ] && ! kill -0 -- "-$group" 2>/dev/null; then
+    # The group exists once the child has called setsid; until then only its pid does (a check
+    # in between used to read as "died" and failed the run with an empty log).
+    if [ -n "$group" ] && ! kill -0 -- "-$group" 2>/dev/null && ! kill -0 "$group" 2>/dev/null; then
       grep -qF -- "$text" "$file" 2>/dev/null && return 0
       return 1
     fi
