@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use switchboard_core::broker::{Broker, BrokerError, HistoryPolicy, Recovery, new_epoch};
+use switchboard_core::broker::{Broker, BrokerError, HistoryPolicy, OnceKey, Recovery, new_epoch};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::hub::Hub;
 use switchboard_core::publication::{Publication, PublicationData, StreamPosition, now_ms};
@@ -76,6 +76,10 @@ impl Keys {
     }
     fn history(&self, channel: &ChannelName) -> String {
         format!("{}:history:{channel}", self.prefix)
+    }
+    /// The marker of an idempotent publication ([`OnceKey`]) on `channel`.
+    fn once(&self, channel: &ChannelName, key: &str) -> String {
+        format!("{}:once:{channel}:{key}", self.prefix)
     }
     pub(crate) fn feed(&self, channel: &ChannelName) -> String {
         format!("{}:feed:{channel}", self.prefix)
@@ -192,6 +196,65 @@ impl RedisBroker {
         Ok(Self { inner, feed_task })
     }
 
+    /// Runs the publish script: offset, history and feed in one atomic step, and, for an
+    /// idempotent publication, the key's marker too (`None`: the marker was set already).
+    async fn publish_script(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        history: HistoryPolicy,
+        once: Option<&OnceKey>,
+    ) -> Result<Option<Arc<Publication>>, BrokerError> {
+        let timestamp_ms = now_ms();
+        let body = codec::encode_body(channel, event, timestamp_ms, &data, None)?;
+        let ttl_ms = u64::try_from(history.ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let mut invocation = self.inner.scripts.publish.prepare_invoke();
+        invocation
+            .key(self.inner.keys.meta(channel))
+            .key(self.inner.keys.history(channel));
+        let window_ms = match once {
+            Some(once) => {
+                invocation.key(self.inner.keys.once(channel, &once.key));
+                u64::try_from(once.window.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1)
+            }
+            None => 0,
+        };
+        invocation
+            .arg(new_epoch())
+            .arg(history.size)
+            .arg(ttl_ms)
+            .arg(self.inner.meta_ttl_secs.max(ttl_ms / 1000 + 1))
+            .arg(self.inner.keys.feed(channel))
+            .arg(body)
+            .arg(window_ms);
+        let invocation = &invocation;
+        let (offset, epoch): (u64, String) = bounded_retrying("publishing", || {
+            let mut conn = self.inner.conn.clone();
+            async move { invocation.invoke_async(&mut conn).await }
+        })
+        .await
+        .inspect_err(|e| tracing::warn!(channel = %channel, error = %e, "publish failed"))?;
+        if offset == 0 {
+            tracing::debug!(channel = %channel, event, "idempotent publication already made");
+            return Ok(None);
+        }
+        // Delivery to this node's hub comes back through the feed, in offset order with
+        // everyone else's publications on the channel.
+        Ok(Some(Arc::new(Publication {
+            channel: channel.clone(),
+            event: Arc::from(event),
+            offset,
+            epoch: Arc::from(epoch),
+            timestamp_ms,
+            data,
+        })))
+    }
+
     /// Whether this node's pub/sub connection is up (for tests and metrics).
     pub fn feed_connected(&self) -> bool {
         self.inner.feed.connected.load(Ordering::Acquire)
@@ -294,38 +357,21 @@ impl Broker for RedisBroker {
         data: PublicationData,
         history: HistoryPolicy,
     ) -> Result<Arc<Publication>, BrokerError> {
-        let timestamp_ms = now_ms();
-        let body = codec::encode_body(channel, event, timestamp_ms, &data, None)?;
-        let ttl_ms = u64::try_from(history.ttl.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let mut invocation = self.inner.scripts.publish.prepare_invoke();
-        invocation
-            .key(self.inner.keys.meta(channel))
-            .key(self.inner.keys.history(channel))
-            .arg(new_epoch())
-            .arg(history.size)
-            .arg(ttl_ms)
-            .arg(self.inner.meta_ttl_secs.max(ttl_ms / 1000 + 1))
-            .arg(self.inner.keys.feed(channel))
-            .arg(body);
-        let invocation = &invocation;
-        let (offset, epoch): (u64, String) = bounded_retrying("publishing", || {
-            let mut conn = self.inner.conn.clone();
-            async move { invocation.invoke_async(&mut conn).await }
-        })
-        .await
-        .inspect_err(|e| tracing::warn!(channel = %channel, error = %e, "publish failed"))?;
-        // Delivery to this node's hub comes back through the feed, in offset order with
-        // everyone else's publications on the channel.
-        Ok(Arc::new(Publication {
-            channel: channel.clone(),
-            event: Arc::from(event),
-            offset,
-            epoch: Arc::from(epoch),
-            timestamp_ms,
-            data,
-        }))
+        self.publish_script(channel, event, data, history, None)
+            .await?
+            .ok_or_else(|| BrokerError::Unavailable("an unconditional publish was refused".into()))
+    }
+
+    async fn publish_once(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        history: HistoryPolicy,
+        once: &OnceKey,
+    ) -> Result<Option<Arc<Publication>>, BrokerError> {
+        self.publish_script(channel, event, data, history, Some(once))
+            .await
     }
 
     async fn publish_transient(

@@ -30,11 +30,17 @@ end
 ///
 /// Runs after [`RUN_CHECK`], which defines `run`.
 ///
-/// KEYS: 1 the channel's meta hash (`epoch`, `offset`, `ttl`, `run`), 2 its history list.
+/// KEYS: 1 the channel's meta hash (`epoch`, `offset`, `ttl`, `run`), 2 its history list,
+/// 3 (idempotent publications only) the key's marker.
 /// ARGV: 1 a fresh epoch (used only if the channel has none: a flushed Redis gets a new one),
-/// 2 history size, 3 history TTL in ms, 4 meta TTL in s, 5 the pub/sub channel, 6 the body.
-/// Returns `{offset, epoch}`.
+/// 2 history size, 3 history TTL in ms, 4 meta TTL in s, 5 the pub/sub channel, 6 the body,
+/// 7 the idempotency window in ms ('0': not idempotent).
+/// Returns `{offset, epoch}`, or `{0, ''}` when the key's marker was already set: a
+/// publication with that key was made within the window, so nothing is published.
 const PUBLISH: &str = r"
+if ARGV[7] ~= '0' and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[7]) then
+  return {0, ''}
+end
 redis.call('HSETNX', KEYS[1], 'epoch', ARGV[1])
 redis.call('HSETNX', KEYS[1], 'run', run)
 local offset = redis.call('HINCRBY', KEYS[1], 'offset', 1)

@@ -328,7 +328,7 @@ impl Prepared {
         let config = Arc::clone(&node.config);
         let capture = node
             .store
-            .capture_changes()
+            .capture_changes(node.capture_config())
             .map(|rx| tokio::spawn(node::changes::run(Arc::clone(&node), rx)));
         let pipeline = (config.demo.pipeline == Some(true))
             .then(|| tokio::spawn(demo::pipeline::run(Arc::clone(&node))));

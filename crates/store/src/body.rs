@@ -19,8 +19,8 @@
 //! executes); both drivers satisfy it.
 //!
 //! **What really differs stays behind [`Dialect`]**: opening and migrating (each backend's own
-//! file), the transaction an API write of a captured table runs in (PostgreSQL marks it so
-//! change capture skips it), and change capture itself. Should a statement ever need different
+//! file), the transaction an API write of a captured table runs in (so change capture skips
+//! its rows: PostgreSQL marks it, SQLite deletes what it logged), and change capture itself. Should a statement ever need different
 //! text, it becomes an associated constant of `Dialect`; until then one text is one truth.
 
 use std::collections::BTreeMap;
@@ -34,8 +34,9 @@ use crate::rows::{
     CityRow, InboxRow, MissionRow, PaymentRow, SeqRow, mission_columns, payment_columns,
 };
 use crate::{
-    ChangeEvent, CitySnapshotRecord, InboxEntry, MissionPatch, MissionRecord, MissionStatus,
-    NewMission, NewPayment, PaymentRecord, PaymentStatus, Store, StoreError, now_rfc3339,
+    CaptureConfig, ChangeEvent, ChangeId, CitySnapshotRecord, InboxEntry, MissionPatch,
+    MissionRecord, MissionStatus, NewMission, NewPayment, PaymentRecord, PaymentStatus, Store,
+    StoreError, now_rfc3339,
 };
 
 /// The seam between the shared body and one database: only what cannot be the same SQL.
@@ -46,49 +47,56 @@ pub(crate) trait Dialect: Send + Sync + 'static {
     /// The pool every shared query runs on.
     fn pool(&self) -> &Pool<Self::Db>;
 
-    /// Whether API writes to captured tables must run inside [`begin_api_write`]'s marked
-    /// transaction. Only where change capture exists: elsewhere a single statement runs on the
-    /// pool in autocommit, because an explicit BEGIN/COMMIT costs two more round trips to the
-    /// driver and, on SQLite, holds the write lock across them — under load that made
-    /// concurrent `PUT`s wait in SQLite's busy handler and delayed publications by seconds.
-    ///
-    /// [`begin_api_write`]: Dialect::begin_api_write
-    const MARKS_API_WRITES: bool;
-
-    /// Begins the transaction of an API write to a table change capture watches (`missions`,
-    /// `city_snapshots`). PostgreSQL marks it so its triggers skip the rows, because the API
-    /// publishes them itself; SQLite has no capture, so it is a plain transaction.
+    /// Begins an API write to a table change capture watches (`missions`, `city_snapshots`):
+    /// the API publishes those rows itself, so capture must not publish them again.
+    /// PostgreSQL marks the transaction so its triggers skip the rows; SQLite's triggers cannot
+    /// tell writers apart, so the write remembers where the log ended and
+    /// [`finish_api_write`](Dialect::finish_api_write) deletes what its statement logged.
     fn begin_api_write(
         &self,
-    ) -> impl Future<Output = Result<Transaction<'static, Self::Db>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<ApiWrite<Self::Db>, StoreError>> + Send;
+
+    /// Commits an API write begun by [`begin_api_write`](Dialect::begin_api_write).
+    fn finish_api_write(
+        &self,
+        write: ApiWrite<Self::Db>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// How many rows a statement changed: each driver has its own result type, and sqlx has no
     /// common trait for it.
     fn rows_affected(done: &<Self::Db as Database>::QueryResult) -> u64;
 
     /// Starts change capture where the database has it; see [`Store::capture_changes`].
-    fn capture_changes(&self) -> Option<mpsc::Receiver<ChangeEvent>> {
+    fn capture_changes(&self, _config: CaptureConfig) -> Option<mpsc::Receiver<ChangeEvent>> {
         None
     }
+
+    /// Deletes the log entries of published changes; see [`Store::ack_changes`].
+    fn ack_changes(&self, ids: &[ChangeId]) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Runs one API-write statement: inside the marked transaction where the dialect marks API
-/// writes, else on the pool in autocommit. `$body` is expanded once per branch with `$ex` bound
-/// to the executor, so each is type-checked against its own executor type.
+/// An API write in progress (see [`Dialect::begin_api_write`]).
+pub(crate) struct ApiWrite<DB: Database> {
+    /// The write's transaction; dropped without [`Dialect::finish_api_write`], it rolls back.
+    pub(crate) tx: Transaction<'static, DB>,
+    /// SQLite: the newest `change_log` id when the write began; later entries are its own.
+    pub(crate) logged_before: Option<i64>,
+    /// SQLite: this process's API writes take the database's write lock one at a time, in
+    /// this queue, instead of sleeping in SQLite's busy handler for each other.
+    pub(crate) _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+/// Runs one API-write statement inside the write [`Dialect::begin_api_write`] opens, then
+/// finishes it. `$ex` is bound to the transaction's connection.
 macro_rules! api_write {
     ($store:ident, |$ex:ident| $body:expr) => {{
-        if D::MARKS_API_WRITES {
-            let mut tx = $store.begin_api_write().await?;
-            let out = {
-                let $ex = &mut *tx;
-                $body
-            };
-            tx.commit().await?;
-            out
-        } else {
-            let $ex = $store.pool();
+        let mut write = $store.begin_api_write().await?;
+        let out = {
+            let $ex = &mut *write.tx;
             $body
-        }
+        };
+        $store.finish_api_write(write).await?;
+        out
     }};
 }
 
@@ -372,7 +380,14 @@ where
         Ok(())
     }
 
-    fn capture_changes(&self) -> Option<mpsc::Receiver<ChangeEvent>> {
-        Dialect::capture_changes(self)
+    fn capture_changes(&self, config: CaptureConfig) -> Option<mpsc::Receiver<ChangeEvent>> {
+        Dialect::capture_changes(self, config)
+    }
+
+    async fn ack_changes(&self, ids: &[ChangeId]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        Dialect::ack_changes(self, ids).await
     }
 }

@@ -1,7 +1,7 @@
 //! switchboard-store: persistence for the reference applications, behind the [`Store`] trait.
 //!
 //! SQLite (a WAL-mode file in the data directory) is the default; PostgreSQL (`postgres://…`)
-//! is shared by the nodes of a scaled-out deployment and adds change capture ([`cdc`]): rows
+//! is shared by the nodes of a scaled-out deployment. Both have change capture ([`cdc`]): rows
 //! changed by other writers come out as [`ChangeEvent`]s for the server to publish. Records
 //! carry classified columns and stay inside the server; apps turn them into DTOs.
 //!
@@ -9,7 +9,7 @@
 //! `sqlx::Database`; its doc says why and which SQL both accept), `rows` the row shapes it reads
 //! (`sqlx::FromRow`) and their conversion into records; `sqlite` and `postgres` only open,
 //! migrate and implement the small `Dialect` seam (the API-write transaction, change capture);
-//! [`cdc`] is PostgreSQL's change capture; the records live in `mission`, `payment`, `city`
+//! [`cdc`] is change capture (a module per database); the records live in `mission`, `payment`, `city`
 //! and `inbox`, the error type in `error`.
 //!
 //! Adding a store method: declare it on [`Store`], implement it once in `body.rs` in SQL both
@@ -30,7 +30,7 @@ mod sqlite;
 
 use async_trait::async_trait;
 
-pub use cdc::{ChangeEvent, ChangeTable};
+pub use cdc::{CaptureConfig, ChangeEvent, ChangeId, ChangeTable};
 pub use city::CitySnapshotRecord;
 pub use error::StoreError;
 pub use inbox::InboxEntry;
@@ -104,11 +104,20 @@ pub trait Store: Send + Sync + 'static {
     /// Whether the database answers (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// Starts change capture, if this store has it (PostgreSQL): the receiver yields rows of
-    /// `missions` and `city_snapshots` changed by writers other than the API, each claimed by
-    /// exactly one node. `None` for stores only this process writes (SQLite).
-    fn capture_changes(&self) -> Option<tokio::sync::mpsc::Receiver<ChangeEvent>> {
+    /// Starts change capture: the receiver yields rows of `missions` and `city_snapshots`
+    /// changed by writers other than the API, each leased by one node at a time ([`cdc`]).
+    /// `None` where nobody else can write (an in-memory SQLite database).
+    fn capture_changes(
+        &self,
+        _config: CaptureConfig,
+    ) -> Option<tokio::sync::mpsc::Receiver<ChangeEvent>> {
         None
+    }
+
+    /// Deletes the log entries of changes that were published, so no node takes them again.
+    /// Until then a change whose lease runs out is taken (and published) again.
+    async fn ack_changes(&self, _ids: &[ChangeId]) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

@@ -10,17 +10,20 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgQueryResult};
-use sqlx::{ConnectOptions, Connection, Postgres, Transaction};
+use sqlx::{ConnectOptions, Connection, Postgres};
 use tokio::sync::mpsc;
 
-use crate::body::Dialect;
-use crate::{ChangeEvent, StoreError};
+use crate::body::{ApiWrite, Dialect};
+use crate::{CaptureConfig, ChangeEvent, ChangeId, StoreError, cdc};
 
 /// The store a scaled-out deployment shares: every node reads and writes the same rows, and
 /// change capture publishes what other writers change.
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Who this store is when it leases change-capture entries: unique per process and open,
+    /// so a restarted node never mistakes a dead predecessor's leases for its own.
+    claimant: String,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -69,7 +72,10 @@ impl PostgresStore {
                 url: crate::redact_url(url_for_errors),
                 source,
             })?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            claimant: claimant_id(),
+        })
     }
 
     /// Applies pending migrations; returns how many were applied (0: it was up to date).
@@ -93,10 +99,13 @@ impl PostgresStore {
     }
 }
 
+/// A claimant id: the process id and random bits, e.g. `4711-9f3a2c1e0b7d5a68`.
+fn claimant_id() -> String {
+    format!("{}-{:016x}", std::process::id(), rand::random::<u64>())
+}
+
 impl Dialect for PostgresStore {
     type Db = Postgres;
-
-    const MARKS_API_WRITES: bool = true;
 
     fn pool(&self) -> &PgPool {
         &self.pool
@@ -105,19 +114,36 @@ impl Dialect for PostgresStore {
     /// Marks the transaction as an API write: change capture skips its rows, because the API
     /// publishes them itself (publishing them again would deliver them twice). `set_config(…,
     /// true)` scopes the mark to this transaction, so a pooled connection never carries it on.
-    async fn begin_api_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+    async fn begin_api_write(&self) -> Result<ApiWrite<Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT set_config('switchboard.origin', 'api', true)")
             .execute(&mut *tx)
             .await?;
-        Ok(tx)
+        Ok(ApiWrite {
+            tx,
+            logged_before: None,
+            _turn: None,
+        })
+    }
+
+    async fn finish_api_write(&self, write: ApiWrite<Postgres>) -> Result<(), StoreError> {
+        write.tx.commit().await?;
+        Ok(())
     }
 
     fn rows_affected(done: &PgQueryResult) -> u64 {
         done.rows_affected()
     }
 
-    fn capture_changes(&self) -> Option<mpsc::Receiver<ChangeEvent>> {
-        Some(crate::cdc::spawn(self.pool.clone()))
+    fn capture_changes(&self, config: CaptureConfig) -> Option<mpsc::Receiver<ChangeEvent>> {
+        Some(cdc::postgres::spawn(
+            self.pool.clone(),
+            self.claimant.clone(),
+            config,
+        ))
+    }
+
+    async fn ack_changes(&self, ids: &[ChangeId]) -> Result<(), StoreError> {
+        cdc::postgres::ack(&self.pool, &self.claimant, ids).await
     }
 }

@@ -1,7 +1,9 @@
 //! The SQLite store: one file in the data directory, WAL mode, created on first start.
 //!
-//! Only opening and migrating live here; the queries are the shared body (`body.rs`). SQLite has
-//! no change capture: this process is its only writer, and publishes what it writes itself.
+//! Opening, migrating, the API-write transaction and change capture live here; the queries are
+//! the shared body (`body.rs`). Change capture (`cdc::sqlite`) publishes rows another program
+//! wrote; the API's own writes delete what their statement logged, because they publish
+//! themselves.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,15 +12,24 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
+use std::sync::Arc;
 
-use crate::StoreError;
-use crate::body::Dialect;
+use sqlx::Sqlite;
+use tokio::sync::mpsc;
 
-/// The default store: one file, written only by this process, so it needs no change capture.
+use crate::body::{ApiWrite, Dialect};
+use crate::{CaptureConfig, ChangeEvent, ChangeId, StoreError, cdc};
+
+/// The default store: one file, owned by this process; rows other programs write to it are
+/// published through change capture.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Whether the database lives only in this process (`sqlite::memory:`): nobody else can
+    /// write it, so there is nothing to capture.
+    in_memory: bool,
+    /// The queue API writes take SQLite's write lock in (see [`ApiWrite`]).
+    write_turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -60,7 +71,11 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            in_memory,
+            write_turn: Arc::default(),
+        })
     }
 
     /// Applies pending migrations; returns how many were applied (0: it was up to date).
@@ -82,18 +97,46 @@ impl SqliteStore {
 impl Dialect for SqliteStore {
     type Db = Sqlite;
 
-    const MARKS_API_WRITES: bool = false;
-
     fn pool(&self) -> &SqlitePool {
         &self.pool
     }
 
-    async fn begin_api_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin().await?)
+    /// `BEGIN IMMEDIATE`: the write lock is taken before the log's end is read, so no other
+    /// writer can append to the log between that read and this write's statement.
+    async fn begin_api_write(&self) -> Result<ApiWrite<Sqlite>, StoreError> {
+        let turn = Arc::clone(&self.write_turn).lock_owned().await;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let logged_before: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM change_log")
+            .fetch_one(&mut *tx)
+            .await?;
+        Ok(ApiWrite {
+            tx,
+            logged_before: Some(logged_before),
+            _turn: Some(turn),
+        })
+    }
+
+    async fn finish_api_write(&self, mut write: ApiWrite<Sqlite>) -> Result<(), StoreError> {
+        if let Some(before) = write.logged_before {
+            sqlx::query("DELETE FROM change_log WHERE id > $1")
+                .bind(before)
+                .execute(&mut *write.tx)
+                .await?;
+        }
+        write.tx.commit().await?;
+        Ok(())
     }
 
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    fn capture_changes(&self, config: CaptureConfig) -> Option<mpsc::Receiver<ChangeEvent>> {
+        (!self.in_memory).then(|| cdc::sqlite::spawn(self.pool.clone(), config))
+    }
+
+    async fn ack_changes(&self, ids: &[ChangeId]) -> Result<(), StoreError> {
+        cdc::sqlite::ack(&self.pool, ids).await
     }
 }
 

@@ -8,8 +8,15 @@ mod common;
 use std::time::Duration;
 
 use sqlx::Connection;
-use switchboard_store::{ChangeEvent, ChangeTable, MissionPatch, MissionStatus, Store};
+use switchboard_store::{
+    CaptureConfig, ChangeEvent, ChangeTable, MissionPatch, MissionStatus, Store,
+};
 use tokio::sync::mpsc::Receiver;
+
+/// Which rows events name, in order.
+pub fn rows(events: &[ChangeEvent]) -> Vec<(ChangeTable, String)> {
+    events.iter().map(|e| (e.table, e.key.clone())).collect()
+}
 
 /// The changes that come out of one receiver: waits (up to 12 s, the fallback sweep's reach)
 /// for the first, then takes whatever follows within `quiet` of the previous one.
@@ -61,8 +68,8 @@ async fn foreign_writes_are_captured_once_and_api_writes_not_at_all() {
     // Two "nodes" sharing the database.
     let a = schema.store().await;
     let b = schema.store().await;
-    let mut rx_a = a.capture_changes().unwrap();
-    let mut rx_b = b.capture_changes().unwrap();
+    let mut rx_a = a.capture_changes(CaptureConfig::default()).unwrap();
+    let mut rx_b = b.capture_changes(CaptureConfig::default()).unwrap();
     // No wait for the listeners: a change recorded before a node listens is claimed by its
     // first claim, right after LISTEN.
 
@@ -86,19 +93,13 @@ async fn foreign_writes_are_captured_once_and_api_writes_not_at_all() {
         .await
         .unwrap();
 
-    let mut got = collect(&mut rx_a, &mut rx_b, 2).await;
-    got.sort_by(|x, y| x.key.cmp(&y.key));
+    let mut got = rows(&collect(&mut rx_a, &mut rx_b, 2).await);
+    got.sort_by(|x, y| x.1.cmp(&y.1));
     assert_eq!(
         got,
         [
-            ChangeEvent {
-                table: ChangeTable::Missions,
-                key: "1".into()
-            },
-            ChangeEvent {
-                table: ChangeTable::CitySnapshots,
-                key: "oslo".into()
-            },
+            (ChangeTable::Missions, "1".to_owned()),
+            (ChangeTable::CitySnapshots, "oslo".to_owned()),
         ],
         "each foreign change exactly once across both nodes, the API write never"
     );
@@ -116,7 +117,7 @@ async fn no_kind_of_api_write_is_captured() {
         return;
     };
     let store = schema.store().await;
-    let mut rx = store.capture_changes().unwrap();
+    let mut rx = store.capture_changes(CaptureConfig::default()).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let created = store
@@ -150,11 +151,8 @@ async fn no_kind_of_api_write_is_captured() {
         .unwrap();
 
     assert_eq!(
-        drain(&mut rx, Duration::from_millis(700)).await,
-        [ChangeEvent {
-            table: ChangeTable::Missions,
-            key: "5".into()
-        }],
+        rows(&drain(&mut rx, Duration::from_millis(700)).await),
+        [(ChangeTable::Missions, "5".to_owned())],
         "only the foreign delete is captured"
     );
     drop(rx);

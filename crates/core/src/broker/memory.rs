@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Broker, BrokerError, HistoryPolicy, Recovery, new_epoch};
+use super::{Broker, BrokerError, HistoryPolicy, OnceKey, Recovery, new_epoch};
 use crate::channel::ChannelName;
 use crate::hub::Hub;
 use crate::publication::{Publication, PublicationData, StreamPosition, now_ms};
@@ -19,6 +19,9 @@ struct Stream {
     /// The namespace's history TTL, known once something was stored.
     ttl: Option<Duration>,
     last_publish: Instant,
+    /// Keys of idempotent publications ([`OnceKey`]) still inside their window, oldest first
+    /// by expiry, at most [`ONCE_KEYS`].
+    once: VecDeque<(Instant, Box<str>)>,
     /// Removed from the map: whoever locked it after the removal looks the channel up again.
     dead: bool,
 }
@@ -31,8 +34,27 @@ impl Stream {
             history: VecDeque::new(),
             ttl: None,
             last_publish: Instant::now(),
+            once: VecDeque::new(),
             dead: false,
         }
+    }
+
+    /// Whether `key` was published within its window; remembers it when not. Expired keys
+    /// are dropped first, and the oldest when more than [`ONCE_KEYS`] are held, so the memory
+    /// an idempotent publisher can pin on one channel is bounded.
+    fn seen_once(&mut self, once: &OnceKey, now: Instant) -> bool {
+        self.once.retain(|(until, _)| *until > now);
+        if self.once.iter().any(|(_, k)| **k == *once.key) {
+            return true;
+        }
+        if self.once.len() >= ONCE_KEYS {
+            self.once.pop_front();
+        }
+        let until = now.checked_add(once.window).unwrap_or(now);
+        // Keep the queue ordered by expiry, so `retain` and `pop_front` drop the oldest.
+        let at = self.once.partition_point(|(u, _)| *u <= until);
+        self.once.insert(at, (until, once.key.as_str().into()));
+        false
     }
 
     fn expire(&mut self, now: Instant) {
@@ -58,12 +80,16 @@ impl Stream {
     /// stream) or its history TTL has passed, or (no history kept) it has been idle for `idle`.
     fn forgettable(&mut self, now: Instant, idle: Duration) -> bool {
         self.expire(now);
-        if !self.history.is_empty() {
+        self.once.retain(|(until, _)| *until > now);
+        if !self.history.is_empty() || !self.once.is_empty() {
             return false;
         }
         self.offset == 0 || self.ttl.is_some() || now.duration_since(self.last_publish) >= idle
     }
 }
+
+/// How many idempotency keys one channel's stream remembers at most (see [`OnceKey`]).
+pub(super) const ONCE_KEYS: usize = 4096;
 
 /// The in-process broker: history in memory, delivery straight to this node's hub.
 ///
@@ -176,6 +202,50 @@ impl MemoryBroker {
         }
     }
 
+    /// Assigns the next offset, stores and delivers, all under the stream's lock, unless
+    /// `skip` (asked under the same lock, so it is atomic with the offset) says not to.
+    fn append(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        history: HistoryPolicy,
+        skip: impl Fn(&mut Stream, Instant) -> bool,
+    ) -> Option<Arc<Publication>> {
+        loop {
+            let stream = self.stream(channel);
+            let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
+            if s.dead {
+                continue; // forgotten after we looked it up: take the new one
+            }
+            let now = Instant::now();
+            if skip(&mut s, now) {
+                return None;
+            }
+            s.offset += 1;
+            s.last_publish = now;
+            let publication = Arc::new(Publication {
+                channel: channel.clone(),
+                event: Arc::from(event),
+                offset: s.offset,
+                epoch: Arc::clone(&s.epoch),
+                timestamp_ms: now_ms(),
+                data,
+            });
+            if history.size > 0 {
+                s.ttl = Some(history.ttl);
+                s.expire(now);
+                s.history.push_back((now, Arc::clone(&publication)));
+                while s.history.len() > history.size {
+                    s.history.pop_front();
+                }
+            }
+            // Still under the stream lock: per-channel order is the order queues see.
+            self.hub.deliver(&publication);
+            return Some(publication);
+        }
+    }
+
     /// Number of channel streams held (for tests and metrics).
     pub fn stream_count(&self) -> usize {
         self.streams.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -191,30 +261,25 @@ impl Broker for MemoryBroker {
         data: PublicationData,
         history: HistoryPolicy,
     ) -> Result<Arc<Publication>, BrokerError> {
-        let stream = self.stream(channel);
-        let mut s = stream.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        s.offset += 1;
-        s.last_publish = now;
-        let publication = Arc::new(Publication {
-            channel: channel.clone(),
-            event: Arc::from(event),
-            offset: s.offset,
-            epoch: Arc::clone(&s.epoch),
-            timestamp_ms: now_ms(),
-            data,
-        });
-        if history.size > 0 {
-            s.ttl = Some(history.ttl);
-            s.expire(now);
-            s.history.push_back((now, Arc::clone(&publication)));
-            while s.history.len() > history.size {
-                s.history.pop_front();
-            }
-        }
-        // Still under the stream lock: per-channel order is the order queues see.
-        self.hub.deliver(&publication);
-        Ok(publication)
+        Ok(self
+            .append(channel, event, data, history, |_, _| false)
+            .unwrap_or_else(
+                // `append` returns `None` only when its check says so, and this one never does.
+                || unreachable!("an unconditional publish was skipped"),
+            ))
+    }
+
+    async fn publish_once(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        history: HistoryPolicy,
+        once: &OnceKey,
+    ) -> Result<Option<Arc<Publication>>, BrokerError> {
+        Ok(self.append(channel, event, data, history, |s, now| {
+            s.seen_once(once, now)
+        }))
     }
 
     async fn deliver(&self, publication: Arc<Publication>) -> Result<(), BrokerError> {

@@ -55,6 +55,22 @@ pub struct Recovery {
     pub recovered: bool,
 }
 
+/// Makes a publication idempotent: the broker publishes at most one publication per `key` on a
+/// channel within `window`, atomically with assigning its offset.
+///
+/// Change capture needs this: a node whose lease on a captured change ran out (it was paused,
+/// or its database link was slow) may still publish it after another node took the change over
+/// and published it too. Checking the lease before publishing cannot close that race, because
+/// the check and the publish are two steps; the broker, which assigns the offset, can.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnceKey {
+    /// Unique per publication that must not repeat (change capture: the change's id and the
+    /// event name).
+    pub key: String,
+    /// How long the key is remembered; a repeat after that is published again.
+    pub window: Duration,
+}
+
 /// Publishes, remembers, and delivers publications.
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
@@ -67,6 +83,17 @@ pub trait Broker: Send + Sync + 'static {
         data: PublicationData,
         history: HistoryPolicy,
     ) -> Result<Arc<Publication>, BrokerError>;
+
+    /// [`publish`](Self::publish), unless a publication with the same [`OnceKey`] was made on
+    /// `channel` within its window: then nothing is published and the answer is `None`.
+    async fn publish_once(
+        &self,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+        history: HistoryPolicy,
+        once: &OnceKey,
+    ) -> Result<Option<Arc<Publication>>, BrokerError>;
 
     /// Delivers a publication whose offset and epoch were assigned elsewhere (the durable user
     /// inbox sequences in the database) to every node's hub, without touching this broker's

@@ -280,3 +280,92 @@ async fn a_forgotten_stream_never_reuses_an_epoch() {
     };
     assert!(!broker.recover(&ch, Some(&old)).await.unwrap().recovered);
 }
+
+fn once(key: &str, window_ms: u64) -> OnceKey {
+    OnceKey {
+        key: key.to_owned(),
+        window: Duration::from_millis(window_ms),
+    }
+}
+
+// Change capture's fencing (issue 16): a change published by the node that took it over and
+// again by the slow node that had it first reaches subscribers once.
+#[tokio::test]
+async fn publish_once_publishes_a_key_once_per_channel_within_its_window() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let a = ChannelName::parse("missions").unwrap();
+    let b = ChannelName::parse("missions:1").unwrap();
+    let data = PublicationData::shared(&1).unwrap();
+    let first = broker
+        .publish_once(&a, "e", data.clone(), policy(10), &once("c7", 200))
+        .await
+        .unwrap()
+        .expect("a new key is published");
+    assert_eq!(first.offset, 1);
+    let again = broker
+        .publish_once(&a, "e", data.clone(), policy(10), &once("c7", 200))
+        .await
+        .unwrap();
+    assert!(
+        again.is_none(),
+        "a repeated key must not publish: {again:?}"
+    );
+    // Nothing was taken: the next publication is offset 2, and history holds one entry.
+    let other = broker
+        .publish_once(&a, "e", data.clone(), policy(10), &once("c8", 200))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.offset, 2);
+    let since = StreamPosition {
+        offset: 0,
+        epoch: first.epoch.to_string(),
+    };
+    let r = broker.recover(&a, Some(&since)).await.unwrap();
+    assert_eq!(r.publications.len(), 2);
+    // Keys are per channel.
+    assert!(
+        broker
+            .publish_once(&b, "e", data.clone(), policy(10), &once("c7", 200))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // After the window, the same key publishes again.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let later = broker
+        .publish_once(&a, "e", data, policy(10), &once("c7", 200))
+        .await
+        .unwrap()
+        .expect("the window has passed");
+    assert_eq!(later.offset, 3);
+}
+
+// The keys one channel remembers are bounded: the oldest are forgotten first.
+#[tokio::test]
+async fn publish_once_keys_are_bounded_per_channel() {
+    let broker = MemoryBroker::new(Arc::new(Hub::default()));
+    let ch = ChannelName::parse("missions").unwrap();
+    let data = PublicationData::shared(&1).unwrap();
+    for i in 0..=memory::ONCE_KEYS {
+        let key = once(&format!("k{i}"), 60_000);
+        assert!(
+            broker
+                .publish_once(&ch, "e", data.clone(), policy(0), &key)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    // `k0` was the oldest and has been forgotten; `k1` is still remembered.
+    let k0 = broker
+        .publish_once(&ch, "e", data.clone(), policy(0), &once("k0", 60_000))
+        .await
+        .unwrap();
+    assert!(k0.is_some());
+    let k2 = broker
+        .publish_once(&ch, "e", data, policy(0), &once("k2", 60_000))
+        .await
+        .unwrap();
+    assert!(k2.is_none());
+}

@@ -28,6 +28,7 @@ use crate::http::auth::{identify, require_role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::http::input::{self, BodySpec, Unknown, rule_error};
 use crate::node::error::{AppError, PublishError};
+use crate::node::publish::Origin;
 use crate::node::scope::{ClientScope, JoinError};
 use crate::node::{App, Node, Notice};
 
@@ -181,7 +182,7 @@ impl App for Cities {
         let channel = channel_for(&change.key).map_err(|_| AppError::BadKey(change.key.clone()))?;
         // A deleted snapshot has nothing to publish; new subscribers get `null` data.
         if let Some(record) = node.store.get_city_snapshot(&change.key).await? {
-            publish_snapshot(node, &channel, &record).await?;
+            publish_snapshot(node, &channel, &record, Origin::Change(change)).await?;
             tracing::info!(city = %change.key, "published a city snapshot changed outside the API");
         }
         Ok(true)
@@ -313,7 +314,7 @@ async fn ingest(
     let channel = checked_city(&city_id)?;
     let metrics = parse_metrics(&body)?;
     let record = node.store.put_city_snapshot(&city_id, &metrics).await?;
-    let (snapshot, alerts) = publish_snapshot(&node, &channel, &record).await?;
+    let (snapshot, alerts) = publish_snapshot(&node, &channel, &record, Origin::Direct).await?;
     Ok(Json(PostAnswer {
         city_id: snapshot.city_id,
         metrics: snapshot.metrics,
@@ -328,15 +329,17 @@ pub async fn publish_snapshot(
     node: &Node,
     channel: &ChannelName,
     record: &CitySnapshotRecord,
+    origin: Origin<'_>,
 ) -> Result<(CitySnapshotDto, Vec<AlertDto>), PublishError> {
     let snapshot = CitySnapshotDto::from(record);
     let data = PublicationData::shared(&snapshot)?;
-    node.publish(channel, DATA_EVENT, data).await?;
+    node.publish_from(origin, channel, DATA_EVENT, data).await?;
     let alerts = evaluate_alerts(&node.config.cities.alerts, &record.metrics);
     if !alerts.is_empty() {
         tracing::info!(city = %record.city_id, count = alerts.len(), "city alerts");
         let data = PublicationData::shared(&alerts)?;
-        node.publish(channel, ALERTS_EVENT, data).await?;
+        node.publish_from(origin, channel, ALERTS_EVENT, data)
+            .await?;
     }
     Ok((snapshot, alerts))
 }

@@ -50,6 +50,8 @@ pub struct Config {
     pub inbox: InboxConfig,
     /// `[presence]`.
     pub presence: PresenceConfig,
+    /// `[cdc]`.
+    pub cdc: CdcConfig,
     /// `[tls]`: serve `https://` and `wss://` directly.
     pub tls: TlsConfig,
     /// `[sse]`: Server-Sent Events at `/events`.
@@ -123,6 +125,7 @@ impl Default for Config {
             shutdown: ShutdownConfig { grace_ms: 10_000 },
             inbox: InboxConfig { ttl_secs: 86_400 },
             presence: PresenceConfig { ttl_ms: 30_000 },
+            cdc: CdcConfig { lease_ms: 10_000 },
             tls: TlsConfig::default(),
             sse: SseConfig {
                 heartbeat_ms: 15_000,

@@ -193,6 +193,16 @@ pub struct PresenceConfig {
     pub ttl_ms: u64,
 }
 
+/// `[cdc]`: change capture, rows other writers change published like API writes (SPEC §10).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CdcConfig {
+    /// How long a node holds a change it took before another node may take it over: a node
+    /// that dies between taking a change and publishing it has it published by another node
+    /// within this.
+    pub lease_ms: u64,
+}
+
 /// `[shutdown]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

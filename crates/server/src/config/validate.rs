@@ -161,6 +161,12 @@ impl Config {
                 "must be at least 300 (nodes refresh their liveness every third of it)",
             ));
         }
+        if self.cdc.lease_ms < 100 {
+            return Err(invalid(
+                "cdc.lease_ms",
+                "must be at least 100 (a lease shorter than a publish would be overtaken)",
+            ));
+        }
         if self.inbox.ttl_secs == 0 {
             return Err(invalid("inbox.ttl_secs", "must be at least 1"));
         }

@@ -13,6 +13,7 @@ use rand::Rng;
 use super::DemoError;
 use crate::apps::cities::{channel_for, publish_snapshot};
 use crate::node::Node;
+use crate::node::publish::Origin;
 
 /// The demo cities and the middle of each metric's range.
 pub const DEMO_CITIES: [&str; 4] = ["nairobi", "london", "tokyo", "sao-paulo"];
@@ -98,7 +99,7 @@ async fn post(node: &Node, city: &str, metrics: &BTreeMap<String, f64>) -> Resul
         .put_city_snapshot(city, metrics)
         .await
         .map_err(|e| e.to_string())?;
-    publish_snapshot(node, &channel, &record)
+    publish_snapshot(node, &channel, &record, Origin::Direct)
         .await
         .map_err(|e| e.to_string())?;
     Ok(())

@@ -21,6 +21,10 @@ pub enum PublishError {
     /// ([`switchboard_core::hub::is_wire_reserved`]); nothing was published.
     #[error("event name reserved by the protocol or a client library")]
     ReservedEvent,
+    /// A captured change asked to publish to a `user:` channel, whose durable inbox cannot
+    /// deduplicate it across nodes (a bug in an app, not a client error).
+    #[error("a captured change cannot publish to a user channel")]
+    NotCapturable,
 }
 
 /// Why an app's hook (a join notice, a captured change) failed.

@@ -295,6 +295,13 @@ impl Node {
         self.policy.can_read(identity, conn, channel)
     }
 
+    /// How change capture leases entries, from `[cdc]`.
+    pub fn capture_config(&self) -> switchboard_store::CaptureConfig {
+        switchboard_store::CaptureConfig {
+            lease: std::time::Duration::from_millis(self.config.cdc.lease_ms),
+        }
+    }
+
     /// Publications accepted by this node since start.
     pub fn publication_count(&self) -> u64 {
         self.publications.load(std::sync::atomic::Ordering::Relaxed)

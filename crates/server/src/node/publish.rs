@@ -7,16 +7,66 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use switchboard_core::broker::Recovery;
+use switchboard_core::broker::{OnceKey, Recovery};
 use switchboard_core::channel::ChannelName;
 use switchboard_core::hub::is_wire_reserved;
 use switchboard_core::publication::{Publication, PublicationData, StreamPosition};
+use switchboard_store::ChangeEvent;
 
 use super::Node;
 use super::error::PublishError;
 use super::inbox::{self, InboxError};
 
+/// What made a publication, which decides what a repeat of it means.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// An API write, a client, the demo pipeline: every call is a new publication.
+    Direct,
+    /// A captured change: two nodes may both publish it (one was slow, the other took its
+    /// lease over), and subscribers must get it once. Keyed by the change's id and the event.
+    Change(&'a ChangeEvent),
+}
+
 impl Node {
+    /// [`publish`](Self::publish), or for a captured change at most once across nodes:
+    /// `Ok(None)` when another node (or an earlier try) already published it.
+    pub async fn publish_from(
+        &self,
+        origin: Origin<'_>,
+        channel: &ChannelName,
+        event: &str,
+        data: PublicationData,
+    ) -> Result<Option<Arc<Publication>>, PublishError> {
+        let Origin::Change(change) = origin else {
+            return self.publish(channel, event, data).await.map(Some);
+        };
+        refuse_wire_reserved(event)?;
+        if inbox::owner(channel).is_some() {
+            // Captured tables publish to app channels only; the inbox numbers its own offsets
+            // and has no idempotency key to offer.
+            return Err(PublishError::NotCapturable);
+        }
+        let once = OnceKey {
+            key: format!("{}:{event}", change.once_key()),
+            window: self.capture_config().once_window(),
+        };
+        let history = self.config.namespace(channel.namespace()).history();
+        let publication = self
+            .broker
+            .publish_once(channel, event, data, history, &once)
+            .await
+            .inspect_err(|_| self.metrics.broker_error())?;
+        match &publication {
+            Some(p) => {
+                self.counted(channel);
+                tracing::debug!(channel = %channel, event, offset = p.offset, "published a change");
+            }
+            None => tracing::info!(channel = %channel, event, key = %once.key,
+                "a captured change was already published (another node took it over)"),
+        }
+        Ok(publication)
+    }
+
     /// Publishes through the broker with the namespace's history settings; publications to a
     /// `user:<sub>` channel go through the durable inbox first.
     pub async fn publish(

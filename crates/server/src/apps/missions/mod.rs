@@ -25,6 +25,7 @@ use self::validate::{NewBody, PatchBody, StatusName, parse_new, parse_patch};
 use crate::http::auth::{identify, require_role};
 use crate::http::error::{ApiError, ErrorBody};
 use crate::node::error::{AppError, PublishError};
+use crate::node::publish::Origin;
 use crate::node::{App, Node};
 
 /// The event of a created or changed mission.
@@ -160,8 +161,8 @@ impl App for Missions {
             .parse()
             .map_err(|_| AppError::BadKey(change.key.clone()))?;
         match node.store.get_mission(id).await? {
-            Some(record) => publish_update(node, &record).await?,
-            None => publish_removed(node, id).await?,
+            Some(record) => publish_update(node, &record, Origin::Change(change)).await?,
+            None => publish_removed(node, id, Origin::Change(change)).await?,
         }
         tracing::info!(mission = id, "published a mission changed outside the API");
         Ok(true)
@@ -227,11 +228,16 @@ fn channels(id: i64) -> [ChannelName; 2] {
 }
 
 /// Publishes a mission's DTOs as `mission-update` on both of its channels.
-pub async fn publish_update(node: &Node, record: &MissionRecord) -> Result<(), PublishError> {
+pub async fn publish_update(
+    node: &Node,
+    record: &MissionRecord,
+    origin: Origin<'_>,
+) -> Result<(), PublishError> {
     let data =
         PublicationData::by_audience(&MissionAgentDto::from(record), &MissionHqDto::from(record))?;
     for channel in channels(record.id) {
-        node.publish(&channel, UPDATE_EVENT, data.clone()).await?;
+        node.publish_from(origin, &channel, UPDATE_EVENT, data.clone())
+            .await?;
     }
     Ok(())
 }
@@ -259,7 +265,7 @@ async fn create(
     let new = parse_new(&body)?;
     let record = node.store.create_mission(&new).await?;
     tracing::info!(mission = record.id, "mission created");
-    publish_update(&node, &record).await?;
+    publish_update(&node, &record, Origin::Direct).await?;
     let mut res = dto_for(&record, who.audience());
     *res.status_mut() = StatusCode::CREATED;
     Ok(res)
@@ -300,7 +306,7 @@ async fn update(
         status = record.status.as_str(),
         "mission updated"
     );
-    publish_update(&node, &record).await?;
+    publish_update(&node, &record, Origin::Direct).await?;
     Ok(dto_for(&record, who.audience()))
 }
 
@@ -328,15 +334,16 @@ async fn remove(
         return Err(ApiError::not_found("Mission not found"));
     }
     tracing::info!(mission = id, "mission deleted");
-    publish_removed(&node, id).await?;
+    publish_removed(&node, id, Origin::Direct).await?;
     Ok(Json(MissionRemovedDto { id }).into_response())
 }
 
 /// Publishes `mission-removed` `{id}` on both of a mission's channels.
-pub async fn publish_removed(node: &Node, id: i64) -> Result<(), PublishError> {
+pub async fn publish_removed(node: &Node, id: i64, origin: Origin<'_>) -> Result<(), PublishError> {
     let data = PublicationData::shared(&MissionRemovedDto { id })?;
     for channel in channels(id) {
-        node.publish(&channel, REMOVED_EVENT, data.clone()).await?;
+        node.publish_from(origin, &channel, REMOVED_EVENT, data.clone())
+            .await?;
     }
     Ok(())
 }
