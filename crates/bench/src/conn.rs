@@ -98,7 +98,11 @@ pub fn now_micros() -> u64 {
 /// A TCP connection from `source` (any port) to `addr`. Spreading connections over several
 /// 127.x source addresses keeps 10,000-connection runs, repeated back to back, clear of the
 /// ephemeral port range and of sockets still in TIME_WAIT.
-async fn tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStream> {
+async fn tcp(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+) -> std::io::Result<TcpStream> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4()?,
         SocketAddr::V6(_) => TcpSocket::new_v6()?,
@@ -106,12 +110,22 @@ async fn tcp(addr: SocketAddr, source: Option<IpAddr>) -> std::io::Result<TcpStr
     if let Some(ip) = source {
         socket.bind(SocketAddr::new(ip, 0))?;
     }
+    if let Some(bytes) = recv_buffer {
+        // Before connect, so the window the server sees is small from the first byte.
+        socket.set_recv_buffer_size(bytes)?;
+    }
     socket.connect(addr).await
 }
 
-/// Opens one connection and brings it to "ready to receive updates".
-pub async fn open(t: &Target, source: Option<IpAddr>) -> Result<Conn, ConnError> {
-    let stream = tcp(t.addr, source).await?;
+/// Opens one connection and brings it to "ready to receive updates". `recv_buffer` shrinks the
+/// socket's receive buffer (the slow-consumer scenario's stalled clients fill it in seconds,
+/// not minutes).
+pub async fn open(
+    t: &Target,
+    source: Option<IpAddr>,
+    recv_buffer: Option<u32>,
+) -> Result<Conn, ConnError> {
+    let stream = tcp(t.addr, source, recv_buffer).await?;
     match t.protocol {
         Protocol::Sse => open_sse(stream, t).await.map(|s| Conn::Sse(Box::new(s))),
         Protocol::Native | Protocol::Ws | Protocol::Socketio | Protocol::Pusher => {
@@ -228,6 +242,13 @@ impl SseConn {
         }
         Ok(())
     }
+}
+
+/// Holds a connection open without ever reading from it until told to stop: a client that
+/// stopped reading (a frozen tab, a dead phone behind a NAT that still ACKs).
+pub async fn stall(conn: Conn, mut stop: watch::Receiver<bool>) {
+    let _ = stop.changed().await;
+    drop(conn);
 }
 
 /// Receives until told to stop; returns `(stamp, receive micros)` for every stamped update.

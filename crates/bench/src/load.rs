@@ -72,9 +72,20 @@ pub struct RunArgs {
     /// Longest wait for stragglers after the last update, in ms.
     #[arg(long, default_value_t = 3000)]
     pub drain_ms: u64,
+    /// Share of connections, in percent, that never read after subscribing (slow consumers);
+    /// they are left out of the latency and loss figures, which are the others'.
+    #[arg(long, default_value_t = 0)]
+    pub stalled_percent: u8,
     /// Pause after the last connection is ready before reading memory, in ms.
     #[arg(long, default_value_t = 1000)]
     pub settle_ms: u64,
+}
+
+/// Whether connection `i` is one of the `percent` % that never read: every connection where
+/// the running count of `percent / 100` crosses a whole number, so they are spread evenly.
+fn is_stalled(i: usize, percent: u8) -> bool {
+    let p = usize::from(percent.min(100));
+    (i + 1) * p / 100 > i * p / 100
 }
 
 /// The source address of connection `i`, when spreading over several.
@@ -109,7 +120,8 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     let (stop_tx, stop_rx) = watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
     let permits = Arc::new(Semaphore::new(a.setup_concurrency.max(1)));
-    let (ready_tx, mut ready_rx) = mpsc::channel::<Result<u64, String>>(a.connections.max(1));
+    let (ready_tx, mut ready_rx) =
+        mpsc::channel::<Result<(u64, bool), String>>(a.connections.max(1));
     let mut tasks = Vec::with_capacity(a.connections);
     let setup_started = Instant::now();
     for i in 0..a.connections {
@@ -121,17 +133,24 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
             delivered.clone(),
         );
         let source = source_ip(i, a.source_ips);
+        let stalled = is_stalled(i, a.stalled_percent);
+        let recv_buffer = stalled.then_some(4096);
         tasks.push(tokio::spawn(async move {
             let conn = {
                 let Ok(_permit) = permits.acquire().await else {
                     return Vec::new();
                 };
                 let t0 = Instant::now();
-                match tokio::time::timeout(Duration::from_secs(15), conn::open(&target, source))
-                    .await
+                match tokio::time::timeout(
+                    Duration::from_secs(15),
+                    conn::open(&target, source, recv_buffer),
+                )
+                .await
                 {
                     Ok(Ok(c)) => {
-                        let _ = ready.send(Ok(t0.elapsed().as_micros() as u64)).await;
+                        let _ = ready
+                            .send(Ok((t0.elapsed().as_micros() as u64, stalled)))
+                            .await;
                         c
                     }
                     Ok(Err(e)) => {
@@ -145,16 +164,24 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
                 }
             };
             drop(ready);
+            if stalled {
+                conn::stall(conn, stop).await;
+                return Vec::new();
+            }
             conn::receive(conn, stop, delivered).await
         }));
     }
     drop(ready_tx);
     let mut setup_us = Vec::with_capacity(a.connections);
+    let mut stalled = 0u64;
     let mut setup_errors = 0u64;
     let mut first_error = None;
     while let Some(r) = ready_rx.recv().await {
         match r {
-            Ok(us) => setup_us.push(us),
+            Ok((us, stalls)) => {
+                setup_us.push(us);
+                stalled += u64::from(stalls);
+            }
             Err(e) => {
                 setup_errors += 1;
                 first_error.get_or_insert(e);
@@ -162,7 +189,8 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
         }
     }
     let setup_wall_ms = setup_started.elapsed().as_millis() as u64;
-    let connected = setup_us.len() as u64;
+    // Only the connections that read are expected to receive.
+    let connected = setup_us.len() as u64 - stalled;
     tokio::time::sleep(Duration::from_millis(a.settle_ms)).await;
     let rss_after = a.server_pid.and_then(procfs::rss_kib);
 
@@ -245,7 +273,7 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     };
     json!({
         "server": a.server, "scenario": a.scenario, "protocol": format!("{:?}", a.protocol).to_lowercase(),
-        "connections": a.connections, "connected": connected, "setup_errors": setup_errors,
+        "connections": a.connections, "connected": connected, "stalled_connections": stalled, "setup_errors": setup_errors,
         "first_setup_error": first_error,
         "setup_p50_ms": setup.map(|s| s.p50 as f64 / 1000.0), "setup_p99_ms": setup.map(|s| s.p99 as f64 / 1000.0),
         "setup_wall_ms": setup_wall_ms,

@@ -38,6 +38,22 @@ async fn classified_columns_never_leave_the_server() {
                 .unwrap();
         }
     }
+    // These writes are foreign to the server, so change capture broadcasts them (without the
+    // canaries: the log it writes names rows, not values). Let it finish before anyone
+    // subscribes, so the counts below are those of the API writes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while sqlx::query_scalar::<_, i64>("SELECT count(*) FROM change_log")
+        .fetch_one(&db)
+        .await
+        .unwrap()
+        > 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "change capture never caught up"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     let tokens: Vec<(&str, Option<String>)> = vec![
         ("anonymous", None),
