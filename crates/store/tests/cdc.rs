@@ -120,27 +120,7 @@ async fn no_kind_of_api_write_is_captured() {
     let mut rx = store.capture_changes(CaptureConfig::default()).unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let created = store
-        .create_mission(&switchboard_store::NewMission {
-            codename: "Api".into(),
-            location: "Here".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let patch = MissionPatch {
-        location: Some("There".into()),
-        ..MissionPatch::default()
-    };
-    store
-        .update_mission(created.id, &patch)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(store.delete_mission(created.id).await.unwrap());
-    let metrics = std::collections::BTreeMap::from([("traffic".to_owned(), 1.0)]);
-    store.put_city_snapshot("rome", &metrics).await.unwrap();
-    store.put_city_snapshot("rome", &metrics).await.unwrap();
+    common::every_api_write(&store).await;
 
     let mut other = sqlx::PgConnection::connect_with(&schema.options())
         .await

@@ -5,11 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic in a test is a failed test
 
+mod common;
+
 use std::time::Duration;
 
 use sqlx::{Connection, SqliteConnection};
 use switchboard_store::{
-    CaptureConfig, ChangeEvent, ChangeTable, MissionPatch, NewMission, SqliteStore, Store,
+    CaptureConfig, ChangeEvent, ChangeTable, MissionPatch, SqliteStore, Store,
 };
 use tokio::sync::mpsc::Receiver;
 
@@ -62,26 +64,7 @@ async fn foreign_writes_come_out_and_api_writes_do_not() {
         .unwrap();
 
     // Every kind of API write to a captured table: none comes out.
-    let created = store
-        .create_mission(&NewMission {
-            codename: "Api".into(),
-            location: "Here".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let patch = MissionPatch {
-        location: Some("There".into()),
-        ..MissionPatch::default()
-    };
-    store
-        .update_mission(created.id, &patch)
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(store.delete_mission(created.id).await.unwrap());
-    let metrics = std::collections::BTreeMap::from([("traffic".to_owned(), 1.0)]);
-    store.put_city_snapshot("rome", &metrics).await.unwrap();
+    let created = common::every_api_write(&store).await;
     assert!(
         next(&mut rx, Duration::from_millis(400)).await.is_none(),
         "an API write came out of change capture"
@@ -104,7 +87,7 @@ async fn foreign_writes_come_out_and_api_writes_do_not() {
         got.push((e.table, e.key.clone()));
         store.ack_changes(&e.ids).await.unwrap();
     }
-    let new_id = (created.id + 1).to_string();
+    let new_id = (created + 1).to_string();
     assert_eq!(
         got,
         [

@@ -114,3 +114,31 @@ macro_rules! on_every_backend {
         }
     };
 }
+
+/// Every kind of API write to a table change capture watches — create, update and delete a
+/// mission, post a city snapshot twice — which change capture must never report (the API
+/// publishes them itself). Returns the created (and deleted) mission's id.
+pub async fn every_api_write(store: &dyn Store) -> i64 {
+    let created = store
+        .create_mission(&switchboard_store::NewMission {
+            codename: "Api".into(),
+            location: "Here".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let patch = switchboard_store::MissionPatch {
+        location: Some("There".into()),
+        ..Default::default()
+    };
+    store
+        .update_mission(created.id, &patch)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.delete_mission(created.id).await.unwrap());
+    let metrics = std::collections::BTreeMap::from([("traffic".to_owned(), 1.0)]);
+    store.put_city_snapshot("rome", &metrics).await.unwrap();
+    store.put_city_snapshot("rome", &metrics).await.unwrap();
+    created.id
+}
