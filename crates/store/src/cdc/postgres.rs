@@ -2,7 +2,7 @@
 //!
 //! The triggers of migration 0006 append to `change_log` and `NOTIFY switchboard_changes`.
 //! Each node runs one task that listens, and on every notification (and on a sweep, in case one
-//! was missed while reconnecting, and when the earliest foreign lease runs out) *leases* pending
+//! was missed while reconnecting, and when the earliest running lease ends) *leases* pending
 //! entries: `UPDATE … SET claimed_by, lease_until … SKIP LOCKED` gives each entry to one node.
 //! The node deletes an entry once it published it (`ack`); an entry whose lease ran out — its
 //! node died or stalled — is leased again by whichever node sweeps next. Entries written while
@@ -42,9 +42,11 @@ const CLAIM: &str = "UPDATE change_log SET claimed_by = $1, \
        ORDER BY c.id LIMIT $3 FOR UPDATE SKIP LOCKED) \
      RETURNING id, table_name, row_key";
 
-/// Milliseconds until the earliest lease held by another node runs out (`NULL`: none).
+/// Milliseconds until the earliest lease still running ends (`NULL`: none). Only running
+/// ones: an entry whose lease ended but which cannot be taken yet (an older entry of its row is
+/// leased) waits for that older lease, which this query finds.
 const NEXT_EXPIRY: &str = "SELECT CAST(EXTRACT(EPOCH FROM (min(lease_until) - clock_timestamp())) \
-     * 1000 AS BIGINT) FROM change_log WHERE claimed_by <> $1 AND lease_until IS NOT NULL";
+     * 1000 AS BIGINT) FROM change_log WHERE lease_until > clock_timestamp()";
 
 /// Deletes published entries, only where this node still holds them: an entry another node
 /// took over is that node's to delete once it published.
@@ -106,7 +108,7 @@ async fn listen_and_claim(
         if !claim_all(pool, me, config, tx).await? {
             return Ok(());
         }
-        let wait = next_sweep(pool, me).await?;
+        let wait = next_sweep(pool).await?;
         tokio::select! {
             n = listener.recv() => {
                 let n = n?;
@@ -120,11 +122,11 @@ async fn listen_and_claim(
     }
 }
 
-/// How long until the next sweep: when the earliest foreign lease runs out (plus a little, so
-/// it has), at most [`POLL_EVERY`].
-async fn next_sweep(pool: &PgPool, me: &str) -> Result<Duration, StoreError> {
+/// How long until the next sweep: when the earliest running lease ends (plus a little, so it
+/// has), at most [`POLL_EVERY`]. This node's own leases count too: an entry it got too late to
+/// publish is taken again when its lease ends.
+async fn next_sweep(pool: &PgPool) -> Result<Duration, StoreError> {
     let ms: Option<i64> = sqlx::query_scalar(NEXT_EXPIRY)
-        .bind(me)
         .fetch_one(pool)
         .await?;
     Ok(match ms {
