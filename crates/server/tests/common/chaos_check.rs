@@ -27,8 +27,8 @@ pub const HISTORY: u64 = 100;
 
 #[derive(Debug, Clone)]
 pub enum Obs {
-    /// A connection (or, for long-poll, a request) succeeded.
-    Connected,
+    /// A connection (or, for long-poll, a request) to this node succeeded.
+    Connected(std::net::SocketAddr),
     /// The connection failed or ended.
     Lost(String),
     /// The server's answer to a (re)subscription: `asked` is what the client presented,
@@ -145,8 +145,12 @@ pub struct Gap {
     pub at: Instant,
     /// `recovered:false` or `epoch change`.
     pub how: &'static str,
-    /// Acknowledged publications the subscriber did not get because of it.
+    /// Acknowledged publications of the old epoch after the subscriber's position: gone
+    /// with the history (or, within one epoch, trimmed from it).
     pub lost: u64,
+    /// Acknowledged publications of the new epoch before where its stream continued: still in
+    /// the new epoch's history, but not delivered (a snapshot refetch covers them).
+    pub skipped: u64,
 }
 
 /// The checker's findings for one subscriber.
@@ -156,8 +160,12 @@ pub struct Verdict {
     pub deliveries: Vec<(Instant, u64)>,
     /// When each successful reconnection after a loss happened.
     pub resumes: Vec<Instant>,
+    /// When a resubscription from a position answered `recovered: true`.
+    pub recovered: Vec<Instant>,
     /// Why connections ended.
     pub losses: Vec<String>,
+    /// Which node it was connected to from when.
+    pub nodes: Vec<(Instant, std::net::SocketAddr)>,
     pub gaps: Vec<Gap>,
     pub violations: Vec<String>,
     /// Each channel's last position.
@@ -177,6 +185,17 @@ fn show(p: &StreamPosition) -> String {
     format!("{}:{}", p.epoch, p.offset)
 }
 
+impl Verdict {
+    /// The node it was connected to at `at`.
+    pub fn node_at(&self, at: Instant) -> Option<std::net::SocketAddr> {
+        self.nodes
+            .iter()
+            .rev()
+            .find(|(t, _)| *t <= at)
+            .map(|(_, n)| *n)
+    }
+}
+
 /// Applies the rules to one subscriber's log.
 pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
     let published: HashMap<(&str, &str, u64), u64> = ledger
@@ -189,7 +208,8 @@ pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
     let mut lost = false;
     for (at, obs) in log {
         match obs {
-            Obs::Connected => {
+            Obs::Connected(node) => {
+                v.nodes.push((*at, *node));
                 if std::mem::take(&mut lost) {
                     v.resumes.push(*at);
                 }
@@ -216,6 +236,7 @@ pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
                 }
                 let next = match (asked, recovered, position) {
                     (Some(a), true, Some(p)) => {
+                        v.recovered.push(*at);
                         if p.epoch != a.epoch || p.offset < a.offset {
                             v.violations.push(format!(
                                 "{channel}: recovered:true from {} to {}",
@@ -236,22 +257,23 @@ pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
                                 show(p)
                             ));
                         }
-                        let lost = match p {
+                        // Within one epoch: what history no longer had; across epochs: the
+                        // rest of the old one, and the new one up to where the stream goes on.
+                        let (lost, skipped) = match p {
                             Some(p) if same_epoch => {
-                                ledger.count(channel, &a.epoch, a.offset, p.offset + 1)
+                                (ledger.count(channel, &a.epoch, a.offset, p.offset + 1), 0)
                             }
-                            // Another epoch: the rest of the old one, and the new one up
-                            // to where the stream continues.
-                            Some(p) => {
-                                ledger.count(channel, &a.epoch, a.offset, u64::MAX)
-                                    + ledger.count(channel, &p.epoch, 0, p.offset + 1)
-                            }
-                            None => ledger.count(channel, &a.epoch, a.offset, u64::MAX),
+                            Some(p) => (
+                                ledger.count(channel, &a.epoch, a.offset, u64::MAX),
+                                ledger.count(channel, &p.epoch, 0, p.offset + 1),
+                            ),
+                            None => (ledger.count(channel, &a.epoch, a.offset, u64::MAX), 0),
                         };
                         v.gaps.push(Gap {
                             at: *at,
                             how: "recovered:false",
                             lost,
+                            skipped,
                         });
                         p.clone().map_or(Track::Anywhere, Track::At)
                     }
@@ -307,8 +329,8 @@ pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
                     Some(Track::At(c)) => v.gaps.push(Gap {
                         at: *at,
                         how: "epoch change",
-                        lost: ledger.count(channel, &c.epoch, c.offset, u64::MAX)
-                            + ledger.count(channel, &p.epoch, 0, p.offset),
+                        lost: ledger.count(channel, &c.epoch, c.offset, u64::MAX),
+                        skipped: ledger.count(channel, &p.epoch, 0, p.offset),
                     }),
                 }
                 if let Some(r) = resume_from
@@ -341,4 +363,131 @@ pub fn quantile(xs: &mut [Duration], q: f64) -> Option<Duration> {
     xs.sort();
     let rank = ((q * xs.len() as f64).ceil() as usize).clamp(1, xs.len());
     Some(xs[rank - 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(offset: u64, epoch: &str) -> StreamPosition {
+        StreamPosition {
+            offset,
+            epoch: epoch.into(),
+        }
+    }
+
+    fn ledger_of(entries: &[(u64, &str, u64)]) -> Ledger {
+        let now = Instant::now();
+        Ledger {
+            acked: entries
+                .iter()
+                .map(|(seq, epoch, offset)| Published {
+                    seq: *seq,
+                    channel: "c".into(),
+                    position: pos(*offset, epoch),
+                    acked: now,
+                })
+                .collect(),
+            ..Ledger::default()
+        }
+    }
+
+    fn log_of(obs: Vec<Obs>) -> Vec<(Instant, Obs)> {
+        obs.into_iter().map(|o| (Instant::now(), o)).collect()
+    }
+
+    fn sync(
+        asked: Option<StreamPosition>,
+        position: Option<StreamPosition>,
+        recovered: bool,
+    ) -> Obs {
+        Obs::Sync {
+            channel: "c".into(),
+            asked,
+            position,
+            recovered,
+        }
+    }
+
+    fn delivery(seq: u64, offset: u64, epoch: &str) -> Obs {
+        Obs::Delivery {
+            channel: "c".into(),
+            position: pos(offset, epoch),
+            seq,
+            resume_from: None,
+        }
+    }
+
+    #[test]
+    fn the_checker_fails_a_silent_hole_a_duplicate_and_a_delivery_nobody_published() {
+        let ledger = ledger_of(&[(1, "a", 1), (2, "a", 2), (3, "a", 3), (4, "a", 4)]);
+        let v = check(
+            &log_of(vec![
+                sync(None, Some(pos(0, "a")), false),
+                delivery(1, 1, "a"),
+                delivery(3, 3, "a"), // 2 silently missing
+                delivery(3, 3, "a"), // duplicate
+                delivery(9, 4, "a"), // not what was published at a:4
+            ]),
+            &ledger,
+        );
+        assert_eq!(v.violations.len(), 3, "{:?}", v.violations);
+        assert!(
+            v.violations[0].contains("silent hole"),
+            "{:?}",
+            v.violations
+        );
+        assert!(v.violations[1].contains("duplicate"), "{:?}", v.violations);
+        assert!(
+            v.violations[2].contains("acknowledged seq 4"),
+            "{:?}",
+            v.violations
+        );
+        assert!(v.gaps.is_empty());
+    }
+
+    #[test]
+    fn the_checker_accepts_announced_gaps_and_counts_what_they_lost() {
+        let ledger = ledger_of(&[
+            (1, "a", 1),
+            (2, "a", 2),
+            (3, "a", 3),
+            (4, "b", 1),
+            (5, "b", 2),
+            (6, "c", 1),
+        ]);
+        let v = check(
+            &log_of(vec![
+                sync(None, Some(pos(0, "a")), false),
+                delivery(1, 1, "a"),
+                Obs::Lost("killed".into()),
+                Obs::Connected("127.0.0.1:1".parse().unwrap()),
+                // Resumed from a:1 after Redis lost everything: recovered:false, continue at b:1.
+                sync(Some(pos(1, "a")), Some(pos(1, "b")), false),
+                delivery(5, 2, "b"),
+                // A live delivery in a new epoch is the other explicit gap.
+                delivery(6, 1, "c"),
+            ]),
+            &ledger,
+        );
+        assert!(v.violations.is_empty(), "{:?}", v.violations);
+        assert_eq!(v.resumes.len(), 1);
+        let gaps: Vec<(&str, u64, u64)> =
+            v.gaps.iter().map(|g| (g.how, g.lost, g.skipped)).collect();
+        assert_eq!(gaps, [("recovered:false", 2, 1), ("epoch change", 0, 0)]);
+        // recovered:false within one epoch whose history still holds it is a failure.
+        let v = check(
+            &log_of(vec![
+                sync(None, Some(pos(0, "a")), false),
+                delivery(1, 1, "a"),
+                sync(Some(pos(1, "a")), Some(pos(3, "a")), false),
+            ]),
+            &ledger,
+        );
+        assert!(
+            v.violations[0].contains("though history holds it"),
+            "{:?}",
+            v.violations
+        );
+    }
 }

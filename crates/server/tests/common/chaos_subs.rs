@@ -128,7 +128,7 @@ async fn ws(addr: SocketAddr, state: &mut State, log: &Log) -> String {
             return "send failed".into();
         }
     }
-    log.push(Obs::Connected);
+    log.push(Obs::Connected(addr));
     loop {
         let frame = match conn.recv().await {
             Ok(f) => f,
@@ -190,7 +190,7 @@ async fn socket_io(addr: SocketAddr, state: &mut State, log: &Log) -> String {
         Ok(Ok(_)) => {}
         _ => return "socket.io connect failed".into(),
     }
-    log.push(Obs::Connected);
+    log.push(Obs::Connected(addr));
     loop {
         let text = match conn.next_text().await {
             Ok(t) => t,
@@ -264,7 +264,7 @@ async fn events(addr: SocketAddr, state: &mut State, log: &Log) -> String {
             let asked = state.cursor.as_deref().map(decode).unwrap_or_default();
             match (block.event.as_deref(), v["type"].as_str()) {
                 (None, Some("connected")) => {
-                    log.push(Obs::Connected);
+                    log.push(Obs::Connected(addr));
                     if state.cursor.is_none()
                         && let Some(id) = &block.id
                     {
@@ -334,7 +334,7 @@ async fn poll(addr: SocketAddr, state: &mut State, log: &Log) -> String {
                 Err(_) => return "poll timed out".into(),
             };
         if std::mem::take(&mut first) {
-            log.push(Obs::Connected);
+            log.push(Obs::Connected(addr));
         }
         let next = body["cursor"].as_str().expect("a cursor").to_owned();
         let after = decode(&next);
