@@ -196,8 +196,10 @@ impl Verdict {
     }
 }
 
-/// Applies the rules to one subscriber's log.
-pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
+/// Applies the rules to one subscriber's log. `strict`: a delivery in another epoch must
+/// follow a `Sync` (the Rust client's `Gap`); a raw protocol client sees the epoch change on
+/// the delivery itself, which is its notice.
+pub fn check(log: &[(Instant, Obs)], ledger: &Ledger, strict: bool) -> Verdict {
     let published: HashMap<(&str, &str, u64), u64> = ledger
         .acked
         .iter()
@@ -326,6 +328,11 @@ pub fn check(log: &[(Instant, Obs)], ledger: &Ledger) -> Verdict {
                             ));
                         }
                     }
+                    Some(Track::At(c)) if strict => v.violations.push(format!(
+                        "{channel}: {} after {}: an epoch change without a gap",
+                        show(p),
+                        show(c)
+                    )),
                     Some(Track::At(c)) => v.gaps.push(Gap {
                         at: *at,
                         how: "epoch change",
@@ -430,6 +437,7 @@ mod tests {
                 delivery(9, 4, "a"), // not what was published at a:4
             ]),
             &ledger,
+            false,
         );
         assert_eq!(v.violations.len(), 3, "{:?}", v.violations);
         assert!(
@@ -469,6 +477,7 @@ mod tests {
                 delivery(6, 1, "c"),
             ]),
             &ledger,
+            false,
         );
         assert!(v.violations.is_empty(), "{:?}", v.violations);
         assert_eq!(v.resumes.len(), 1);
@@ -483,6 +492,7 @@ mod tests {
                 sync(Some(pos(1, "a")), Some(pos(3, "a")), false),
             ]),
             &ledger,
+            false,
         );
         assert!(
             v.violations[0].contains("though history holds it"),
