@@ -19,6 +19,8 @@
 
 #[path = "common/chaos_check.rs"]
 mod chaos_check;
+#[path = "common/chaos_check_tests.rs"]
+mod chaos_check_tests;
 #[path = "common/chaos_client.rs"]
 mod chaos_client;
 #[path = "common/chaos_subs.rs"]
@@ -323,6 +325,16 @@ async fn three_nodes_four_transports_every_offset_once_or_an_explicit_gap() {
     losses.sort_unstable();
     losses.dedup();
     println!("connections ended with: {losses:?}");
+    let mut by_transport: std::collections::BTreeMap<&str, (usize, u64, u64)> = Default::default();
+    for (name, v) in &verdicts {
+        let t = by_transport
+            .entry(name.split('#').next().unwrap())
+            .or_default();
+        t.0 += v.gaps.len();
+        t.1 += v.gaps.iter().map(|g| g.lost).sum::<u64>();
+        t.2 += v.gaps.iter().map(|g| g.skipped).sum::<u64>();
+    }
+    println!("gaps: lost + skipped, by transport: {by_transport:?}");
     println!("chaos test: {:.1} s in all", began.elapsed().as_secs_f64());
     if !failures.is_empty() {
         for (i, b) in bins.into_iter().enumerate() {
