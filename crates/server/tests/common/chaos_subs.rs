@@ -151,6 +151,8 @@ async fn ws(addr: SocketAddr, state: &mut State, log: &Log) -> String {
                     recovered,
                 });
             }
+            // A refused subscribe (this node cannot reach Redis): try another node.
+            ServerMessage::Error { code, message } => return format!("{code}: {message}"),
             ServerMessage::Delivery(d) if d.event == EVENT => {
                 let Some(position) = d.position else {
                     continue;
