@@ -7,31 +7,46 @@
 //! broker. Sans-IO: the writer task feeds it [`Outbound`] items and writes what comes out.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
 use crate::channel::ChannelName;
-use crate::hub::{Completion, Outbound, Unsubscription};
+use crate::hub::{Completion, Encoded, Outbound, Unsubscription};
 
 enum ChannelState {
     /// Waiting for the catch-up; holding live deliveries.
-    Pending(Vec<(u64, Bytes)>),
-    /// Live: the last offset written.
-    Live(u64),
+    Pending(Vec<Arc<Encoded>>),
+    /// Live: the epoch and the last offset written. A delivery of another epoch starts the
+    /// stream anew (the broker lost the channel's history and restarted its offsets): it is
+    /// written, whatever its offset, and the client sees the epoch change on it.
+    Live { epoch: Arc<str>, last: u64 },
 }
 
-/// One frame the gate releases. Deliveries carry the channel and offset they advance, so a
-/// writer that labels its frames with a position (SSE `id:`, the long-poll cursor) knows it.
+/// One frame the gate releases. Deliveries carry the channel, offset and epoch they advance
+/// to, so a writer that labels its frames with a position (SSE `id:`, the long-poll cursor)
+/// knows it.
 #[derive(Debug, Clone)]
 pub struct Released {
     /// The bytes to write.
     pub frame: Bytes,
-    /// For a publication: its channel and offset; `None` for replies and notices.
-    pub position: Option<(ChannelName, u64)>,
+    /// For a publication: its channel, offset and epoch; `None` for replies and notices.
+    pub position: Option<(ChannelName, u64, Arc<str>)>,
 }
 
 /// Where the gate hands each released frame, with the position a delivery advances.
-type Emit<'a> = dyn FnMut(Option<(&ChannelName, u64)>, Bytes) + 'a;
+type Emit<'a> = dyn FnMut(Option<(&ChannelName, u64, &Arc<str>)>, Bytes) + 'a;
+
+/// A live delivery: written when it is after `last` in `epoch`, or of another epoch.
+fn live(epoch: &mut Arc<str>, last: &mut u64, d: &Encoded, emit: &mut Emit<'_>) {
+    if *epoch != d.epoch {
+        *epoch = Arc::clone(&d.epoch);
+    } else if d.offset <= *last {
+        return; // already written (a catch-up overlap): drop the duplicate
+    }
+    *last = d.offset;
+    emit(Some((&d.channel, d.offset, epoch)), d.frame.clone());
+}
 
 /// Tracks each subscribed channel's stream position for one connection.
 #[derive(Default)]
@@ -51,7 +66,7 @@ impl StreamGate {
         self.step(item, &mut |position, frame| {
             out.push(Released {
                 frame,
-                position: position.map(|(c, o)| (c.clone(), o)),
+                position: position.map(|(c, o, e)| (c.clone(), o, Arc::clone(e))),
             });
         });
     }
@@ -60,20 +75,18 @@ impl StreamGate {
         match item {
             Outbound::Frame(frame) => emit(None, frame),
             Outbound::Delivery(d) => match self.channels.get_mut(&d.channel) {
-                Some(ChannelState::Pending(held)) => held.push((d.offset, d.frame.clone())),
-                Some(ChannelState::Live(last)) if d.offset > *last => {
-                    *last = d.offset;
-                    emit(Some((&d.channel, d.offset)), d.frame.clone());
-                }
-                // Already written (a catch-up overlap): drop the duplicate.
-                Some(ChannelState::Live(_)) => {}
+                Some(ChannelState::Pending(held)) => held.push(d),
+                Some(ChannelState::Live { epoch, last }) => live(epoch, last, &d, emit),
                 // Not (or no longer) subscribed from the client's point of view.
                 None => {}
             },
             // Live-only: written while the channel is live; a subscription still catching up
             // has no place to put it in offset order, and a notice that late is stale anyway.
             Outbound::Transient(t) => {
-                if matches!(self.channels.get(&t.channel), Some(ChannelState::Live(_))) {
+                if matches!(
+                    self.channels.get(&t.channel),
+                    Some(ChannelState::Live { .. })
+                ) {
                     emit(None, t.frame.clone());
                 }
             }
@@ -86,6 +99,7 @@ impl StreamGate {
                     channel,
                     reply,
                     after,
+                    epoch,
                     catch_up,
                     ok,
                 } = *completion;
@@ -100,14 +114,18 @@ impl StreamGate {
                     Some(ChannelState::Pending(held)) => held,
                     _ => Vec::new(),
                 };
-                let mut last = after;
-                for (offset, frame) in catch_up.into_iter().chain(held) {
+                let (mut epoch, mut last) = (epoch, after);
+                for (offset, frame) in catch_up {
                     if offset > last {
                         last = offset;
-                        emit(Some((&channel, offset)), frame);
+                        emit(Some((&channel, offset, &epoch)), frame);
                     }
                 }
-                self.channels.insert(channel, ChannelState::Live(last));
+                for d in held {
+                    live(&mut epoch, &mut last, &d, emit);
+                }
+                self.channels
+                    .insert(channel, ChannelState::Live { epoch, last });
             }
             Outbound::Unsubscribed(u) => {
                 let Unsubscription { channel, reply } = *u;
@@ -130,6 +148,7 @@ mod tests {
         Arc::new(Encoded {
             channel: ch.clone(),
             offset,
+            epoch: Arc::from("e"),
             frame,
         })
     }
@@ -162,6 +181,7 @@ mod tests {
                 channel: ch.clone(),
                 reply: Some(Bytes::from("sub")),
                 after: 4,
+                epoch: Arc::from("e"),
                 catch_up: (5..=7).map(|o| (o, Bytes::from(o.to_string()))).collect(),
                 ok: true,
             })),
@@ -184,6 +204,7 @@ mod tests {
                 channel: ch.clone(),
                 reply: Some(Bytes::from("sub")),
                 after: 3,
+                epoch: Arc::from("e"),
                 catch_up: vec![],
                 ok: true,
             })),
@@ -205,6 +226,7 @@ mod tests {
                 channel: ch.clone(),
                 reply: None,
                 after: 2,
+                epoch: Arc::from("e"),
                 catch_up: vec![],
                 ok: true,
             })),
@@ -221,6 +243,56 @@ mod tests {
     }
 
     #[test]
+    fn a_new_epoch_starts_the_stream_anew() {
+        // The broker restarted without its history: offsets begin again at 1 in a new epoch.
+        // They are written (not dropped as at or below the old last offset), with the new
+        // epoch as their position; the old epoch's offsets are then behind.
+        let ch = ChannelName::parse("missions").unwrap();
+        let in_epoch = |offset: u64, epoch: &str| {
+            Outbound::Delivery(Arc::new(Encoded {
+                channel: ch.clone(),
+                offset,
+                epoch: Arc::from(epoch),
+                frame: Bytes::from(format!("{epoch}{offset}")),
+            }))
+        };
+        let mut gate = StreamGate::default();
+        let mut out = Vec::new();
+        for item in [
+            Outbound::BeginSubscribe {
+                channel: ch.clone(),
+            },
+            in_epoch(9, "e"), // held, and covered by the catch-up
+            in_epoch(1, "f"), // held: the restart happened during the subscription
+            Outbound::CompleteSubscribe(Box::new(Completion {
+                channel: ch.clone(),
+                reply: None,
+                after: 7,
+                epoch: Arc::from("e"),
+                catch_up: vec![(8, Bytes::from("e8")), (9, Bytes::from("e9"))],
+                ok: true,
+            })),
+            in_epoch(2, "f"),
+            in_epoch(2, "f"), // a duplicate within the new epoch
+            in_epoch(3, "f"),
+        ] {
+            gate.process_tracked(item, &mut out);
+        }
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| {
+                let (_, offset, epoch) = r.position.clone().unwrap();
+                (r.frame.clone(), format!("{epoch}{offset}"))
+            })
+            .collect();
+        let want: Vec<_> = ["e8", "e9", "f1", "f2", "f3"]
+            .iter()
+            .map(|s| (Bytes::from(*s), (*s).to_owned()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn failed_or_left_channels_deliver_nothing() {
         let ch = ChannelName::parse("lobby").unwrap();
         let out = run(vec![
@@ -232,6 +304,7 @@ mod tests {
                 channel: ch.clone(),
                 reply: Some(Bytes::from("err")),
                 after: 0,
+                epoch: Arc::from("e"),
                 catch_up: vec![],
                 ok: false,
             })),
@@ -261,6 +334,7 @@ mod tests {
                 channel: ch.clone(),
                 reply: None,
                 after: 1,
+                epoch: Arc::from("e"),
                 catch_up: vec![(2, Bytes::from("2")), (3, Bytes::from("3"))],
                 ok: true,
             })),
@@ -270,7 +344,7 @@ mod tests {
         gate.process_tracked(d(&ch, 4), &mut out);
         let got: Vec<_> = out
             .iter()
-            .map(|r| (r.frame.clone(), r.position.as_ref().map(|(_, o)| *o)))
+            .map(|r| (r.frame.clone(), r.position.as_ref().map(|(_, o, _)| *o)))
             .collect();
         assert_eq!(
             got,

@@ -323,10 +323,10 @@ impl Driver {
             .and_then(|r| self.pending.remove(&r));
         match (frame.message, pending) {
             (ServerMessage::Delivery(d), _) => {
-                if let Some(sub) = self.subs.get_mut(&d.channel)
-                    && let Some(event) = sub.tracker.on_delivery(d)
-                {
-                    let _ = sub.events.send(event);
+                if let Some(sub) = self.subs.get_mut(&d.channel) {
+                    for event in sub.tracker.on_delivery(d) {
+                        let _ = sub.events.send(event);
+                    }
                 }
             }
             (

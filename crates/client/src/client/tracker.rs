@@ -52,25 +52,40 @@ impl Tracker {
     }
 
     /// A delivery on this channel: a publication to hand over, a notice (no position), or
-    /// `None` for a duplicate (an offset at or before the last one of the same epoch).
-    pub(crate) fn on_delivery(&mut self, delivery: Delivery) -> Option<SubscriptionEvent> {
+    /// nothing for a duplicate (an offset at or before the last one of the same epoch). A
+    /// publication in another epoch than the last one (the broker lost its history and
+    /// restarted the channel's offsets), or one that skips offsets, comes after a
+    /// [`SubscriptionEvent::Gap`], as the JavaScript client does — except on the personal
+    /// channels (`conn:`, `user:`), whose offsets are not a stream.
+    pub(crate) fn on_delivery(&mut self, delivery: Delivery) -> Vec<SubscriptionEvent> {
         let Some(pos) = delivery.position.clone() else {
-            return Some(SubscriptionEvent::Notice(delivery));
+            return vec![SubscriptionEvent::Notice(delivery)];
         };
-        if let Some(last) = &self.position
-            && last.epoch == pos.epoch
-            && pos.offset <= last.offset
-        {
-            return None;
+        let mut events = Vec::with_capacity(1);
+        if let Some(last) = &self.position {
+            if last.epoch == pos.epoch && pos.offset <= last.offset {
+                return events;
+            }
+            let personal =
+                delivery.channel.starts_with("conn:") || delivery.channel.starts_with("user:");
+            if !personal && (last.epoch != pos.epoch || pos.offset > last.offset + 1) {
+                events.push(SubscriptionEvent::Gap {
+                    position: StreamPosition {
+                        offset: pos.offset.saturating_sub(1),
+                        epoch: pos.epoch.clone(),
+                    },
+                });
+            }
         }
         self.position = Some(pos.clone());
-        Some(SubscriptionEvent::Publication(Publication {
+        events.push(SubscriptionEvent::Publication(Publication {
             channel: delivery.channel,
             event: delivery.event,
             data: delivery.data,
             position: pos,
             timestamp: delivery.timestamp,
-        }))
+        }));
+        events
     }
 }
 
@@ -96,8 +111,10 @@ mod tests {
         }
     }
 
-    fn offset_of(e: Option<SubscriptionEvent>) -> Option<u64> {
-        match e {
+    /// The offset of the one publication among `events` (none for a dropped duplicate).
+    fn offset_of(events: Vec<SubscriptionEvent>) -> Option<u64> {
+        assert!(events.len() <= 1, "{events:?}");
+        match events.into_iter().next() {
             Some(SubscriptionEvent::Publication(p)) => Some(p.position.offset),
             _ => None,
         }
@@ -132,5 +149,20 @@ mod tests {
         let ev = t.on_subscribed(pos(0, "b"), false);
         assert!(matches!(&ev[1], SubscriptionEvent::Gap { position } if *position == pos(0, "b")));
         assert_eq!(offset_of(t.on_delivery(delivery(1, "b"))), Some(1));
+    }
+
+    #[test]
+    fn a_live_epoch_change_or_skip_is_a_gap_before_the_publication() {
+        let mut t = Tracker::new(None);
+        t.on_subscribed(pos(5, "a"), false);
+        // The broker restarted without its history: the next delivery is b:1.
+        let ev = t.on_delivery(delivery(1, "b"));
+        assert!(matches!(&ev[0], SubscriptionEvent::Gap { position } if *position == pos(0, "b")));
+        assert!(matches!(&ev[1], SubscriptionEvent::Publication(p) if p.position == pos(1, "b")));
+        // Offsets that skip within an epoch: a gap too; contiguous ones are not.
+        assert_eq!(t.on_delivery(delivery(2, "b")).len(), 1);
+        let ev = t.on_delivery(delivery(5, "b"));
+        assert!(matches!(&ev[0], SubscriptionEvent::Gap { position } if *position == pos(4, "b")));
+        assert_eq!(ev.len(), 2);
     }
 }

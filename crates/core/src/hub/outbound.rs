@@ -44,6 +44,9 @@ pub struct Encoded {
     pub channel: ChannelName,
     /// Its offset in the channel, by which the writer drops duplicates of the catch-up.
     pub offset: u64,
+    /// The epoch of that offset: a delivery in another epoch starts the stream anew (the
+    /// broker lost its history and restarted its offsets), it is no duplicate.
+    pub epoch: Arc<str>,
     /// The bytes to write, shared by every receiver of the same (format, audience).
     pub frame: Bytes,
 }
@@ -58,6 +61,8 @@ pub struct Completion {
     pub reply: Option<Bytes>,
     /// The last offset the client will have seen once `catch_up` is written.
     pub after: u64,
+    /// The epoch of `after` and of the catch-up.
+    pub epoch: Arc<str>,
     /// Missed publications, in order, pre-encoded for this connection.
     pub catch_up: Vec<(u64, Bytes)>,
     /// False when the subscription failed and held deliveries must be discarded.

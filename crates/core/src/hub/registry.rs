@@ -217,6 +217,7 @@ impl Hub {
                     Arc::new(Encoded {
                         channel: publication.channel.clone(),
                         offset: publication.offset,
+                        epoch: Arc::clone(&publication.epoch),
                         frame: if transient {
                             conn.format.encode_transient(publication, audience)
                         } else {

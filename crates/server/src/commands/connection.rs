@@ -111,6 +111,7 @@ impl Connection {
                         channel: channel.clone(),
                         reply,
                         after,
+                        epoch: std::sync::Arc::from(recovery.position.epoch.as_str()),
                         catch_up,
                         ok: true,
                     })))
@@ -127,6 +128,7 @@ impl Connection {
                         channel,
                         reply,
                         after: 0,
+                        epoch: std::sync::Arc::from(""),
                         catch_up: Vec::new(),
                         ok: false,
                     })))

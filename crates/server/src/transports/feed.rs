@@ -270,6 +270,7 @@ impl Feed {
                 channel: channel.clone(),
                 reply: None,
                 after,
+                epoch: std::sync::Arc::from(recovery.position.epoch.as_str()),
                 catch_up,
                 ok: true,
             })),
@@ -310,10 +311,20 @@ impl Feed {
         &self.cursor
     }
 
-    /// Records that `item` was handed to the client.
+    /// Records that `item` was handed to the client: its channel's position becomes the
+    /// item's, epoch included (after the broker lost its history, the first delivery of the
+    /// new epoch moves the cursor to that epoch).
     pub fn advance(&mut self, item: &Released) {
-        if let Some((channel, offset)) = &item.position {
-            self.cursor.advance(channel, *offset);
+        if let Some((channel, offset, epoch)) = &item.position
+            && self.cursor.get(channel).is_some()
+        {
+            self.cursor.set(
+                channel.clone(),
+                StreamPosition {
+                    offset: *offset,
+                    epoch: epoch.to_string(),
+                },
+            );
         }
     }
 

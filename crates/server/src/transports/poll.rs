@@ -202,11 +202,11 @@ mod tests {
         let updates = vec![
             Released {
                 frame: Bytes::from_static(br#"{"type":"chat","offset":1}"#),
-                position: Some((ch.clone(), 1)),
+                position: Some((ch.clone(), 1, std::sync::Arc::from("e"))),
             },
             Released {
                 frame: Bytes::from_static(br#"{"type":"chat","offset":2}"#),
-                position: Some((ch, 2)),
+                position: Some((ch, 2, std::sync::Arc::from("e"))),
             },
         ];
         let res = answer(&updates, &cursor, &["missions"]);
