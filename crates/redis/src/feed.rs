@@ -301,15 +301,23 @@ async fn relay(inner: &Inner, delivered: &mut Delivered, payload: &[u8]) {
     match frame.kind {
         FrameKind::Stream => {
             let channel = publication.channel.clone();
-            if let Some((epoch, last)) = delivered.get(&channel).cloned()
-                && *epoch == *publication.epoch
-            {
-                if publication.offset <= last {
-                    return; // already delivered by a catch-up
+            match delivered.get(&channel).cloned() {
+                Some((epoch, last)) if *epoch == *publication.epoch => {
+                    if publication.offset <= last {
+                        return; // already delivered by a catch-up
+                    }
+                    if publication.offset > last + 1 {
+                        fill(inner, delivered, &channel, &epoch, last, publication.offset).await;
+                    }
                 }
-                if publication.offset > last + 1 {
-                    fill(inner, delivered, &channel, &epoch, last, publication.offset).await;
+                // A new epoch (Redis restarted or lost the channel) whose first publications
+                // came before this feed was back: deliver them from history first, so
+                // subscribers that stayed connected get the new epoch whole.
+                Some(_) if publication.offset > 1 => {
+                    let epoch = Arc::clone(&publication.epoch);
+                    fill(inner, delivered, &channel, &epoch, 0, publication.offset).await;
                 }
+                _ => {}
             }
             inner.hub.deliver(&publication);
             delivered.insert(
@@ -325,8 +333,9 @@ async fn relay(inner: &Inner, delivered: &mut Delivered, payload: &[u8]) {
 }
 
 /// Delivers what `channel` published after `last` and before `before` from history, so the
-/// hub sees no gap. If history no longer has it, the gap is logged: clients resuming later are
-/// told `recovered: false` by their own recovery read.
+/// hub sees no gap; when the channel's epoch is no longer `epoch`, the new epoch's publications
+/// from its first. If history no longer has them, the gap is logged: clients resuming later
+/// are told `recovered: false` by their own recovery read.
 async fn fill(
     inner: &Inner,
     delivered: &mut Delivered,
@@ -339,7 +348,20 @@ async fn fill(
         offset: last,
         epoch: epoch.to_owned(),
     };
-    match inner.recover(channel, Some(&since)).await {
+    let mut recovery = inner.recover(channel, Some(&since)).await;
+    // The epoch changed while the feed was away (a reconnect after a Redis restart): what was
+    // lost is lost, but the new epoch's publications so far are in history; deliver them all.
+    if let Ok(r) = &recovery
+        && !r.recovered
+        && r.position.epoch != epoch
+    {
+        let start = StreamPosition {
+            offset: 0,
+            epoch: r.position.epoch.clone(),
+        };
+        recovery = inner.recover(channel, Some(&start)).await;
+    }
+    match recovery {
         Ok(recovery) if recovery.recovered => {
             for p in recovery.publications.iter().filter(|p| p.offset < before) {
                 inner.hub.deliver(p);

@@ -12,13 +12,15 @@ use redis::Script;
 /// (asynchronous persistence and replication lose a tail). Offsets would then be handed out a
 /// second time under the same epoch, and a client resuming from one of them would be told
 /// `recovered: true` while it missed what was lost. So the epoch is rotated (ARGV[1] is a
-/// fresh one) and the history dropped: such a client gets `recovered: false`. Meta written
+/// fresh one), its offsets start again from 1 (as a flushed channel's do, so a subscriber's
+/// feed can fetch the new epoch whole from its first publication) and the history is dropped:
+/// such a client gets `recovered: false`. Meta written
 /// before this check existed has no `run` and is adopted as is.
 const RUN_CHECK: &str = r"
 local run = string.match(redis.call('INFO', 'server'), 'run_id:(%w+)') or ''
 local seen = redis.call('HGET', KEYS[1], 'run')
 if seen and seen ~= run then
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[1])
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'offset', 0)
   redis.call('DEL', KEYS[2])
 end
 if seen ~= run and redis.call('EXISTS', KEYS[1]) == 1 then

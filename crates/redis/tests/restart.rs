@@ -146,6 +146,8 @@ async fn a_restart_from_an_older_snapshot_rotates_the_epoch() {
         "offset {} handed out again under the old epoch",
         after.offset
     );
+    // The new epoch starts at 1, so a feed can fetch it whole from history.
+    assert_eq!(after.offset, 1, "a new epoch's first publication");
     // A client that had offset 4 under the old epoch is told its history is gone.
     let since = StreamPosition {
         offset: 4,

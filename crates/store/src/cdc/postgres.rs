@@ -126,9 +126,7 @@ async fn listen_and_claim(
 /// has), at most [`POLL_EVERY`]. This node's own leases count too: an entry it got too late to
 /// publish is taken again when its lease ends.
 async fn next_sweep(pool: &PgPool) -> Result<Duration, StoreError> {
-    let ms: Option<i64> = sqlx::query_scalar(NEXT_EXPIRY)
-        .fetch_one(pool)
-        .await?;
+    let ms: Option<i64> = sqlx::query_scalar(NEXT_EXPIRY).fetch_one(pool).await?;
     Ok(match ms {
         Some(ms) => Duration::from_millis(u64::try_from(ms).unwrap_or(0) + 20).min(POLL_EVERY),
         None => POLL_EVERY,
