@@ -245,10 +245,23 @@ impl SseConn {
 }
 
 /// Holds a connection open without ever reading from it until told to stop: a client that
-/// stopped reading (a frozen tab, a dead phone behind a NAT that still ACKs).
-pub async fn stall(conn: Conn, mut stop: watch::Receiver<bool>) {
+/// stopped reading (a frozen tab, a dead phone behind a NAT that still ACKs). Then reads what
+/// piled up, for at most 3 s, and says whether the server had ended the connection (a slow
+/// consumer cut off) rather than still holding it.
+pub async fn stall(conn: Conn, mut stop: watch::Receiver<bool>) -> bool {
     let _ = stop.changed().await;
-    drop(conn);
+    let drained = async move {
+        match conn {
+            Conn::Ws(mut ws, _) => while ws.next_text().await.is_ok() {},
+            Conn::Sse(mut sse) => {
+                let mut raw = [0u8; 16 * 1024];
+                while sse.stream.read(&mut raw).await.is_ok_and(|n| n > 0) {}
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(3), drained)
+        .await
+        .is_ok()
 }
 
 /// Receives until told to stop; returns `(stamp, receive micros)` for every stamped update.

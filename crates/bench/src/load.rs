@@ -119,18 +119,21 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     // Connect everyone, a bounded number of handshakes at a time.
     let (stop_tx, stop_rx) = watch::channel(false);
     let delivered = Arc::new(AtomicU64::new(0));
+    // Stalled connections the server had ended by the end of the run (slow consumers cut).
+    let stalled_cut = Arc::new(AtomicU64::new(0));
     let permits = Arc::new(Semaphore::new(a.setup_concurrency.max(1)));
     let (ready_tx, mut ready_rx) =
         mpsc::channel::<Result<(u64, bool), String>>(a.connections.max(1));
     let mut tasks = Vec::with_capacity(a.connections);
     let setup_started = Instant::now();
     for i in 0..a.connections {
-        let (target, permits, ready, stop, delivered) = (
+        let (target, permits, ready, stop, delivered, cut) = (
             target.clone(),
             permits.clone(),
             ready_tx.clone(),
             stop_rx.clone(),
             delivered.clone(),
+            stalled_cut.clone(),
         );
         let source = source_ip(i, a.source_ips);
         let stalled = is_stalled(i, a.stalled_percent);
@@ -165,7 +168,9 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
             };
             drop(ready);
             if stalled {
-                conn::stall(conn, stop).await;
+                if conn::stall(conn, stop).await {
+                    cut.fetch_add(1, Ordering::Relaxed);
+                }
                 return Vec::new();
             }
             conn::receive(conn, stop, delivered).await
@@ -273,7 +278,7 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     };
     json!({
         "server": a.server, "scenario": a.scenario, "protocol": format!("{:?}", a.protocol).to_lowercase(),
-        "connections": a.connections, "connected": connected, "stalled_connections": stalled, "setup_errors": setup_errors,
+        "connections": a.connections, "connected": connected, "stalled_connections": stalled, "stalled_cut": stalled_cut.load(Ordering::Relaxed), "setup_errors": setup_errors,
         "first_setup_error": first_error,
         "setup_p50_ms": setup.map(|s| s.p50 as f64 / 1000.0), "setup_p99_ms": setup.map(|s| s.p99 as f64 / 1000.0),
         "setup_wall_ms": setup_wall_ms,
