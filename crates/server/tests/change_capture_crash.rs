@@ -87,11 +87,8 @@ async fn a_change_leased_by_a_dead_node_is_published_after_the_lease_once() {
 
 async fn binary(s: &Services, dir: &std::path::Path) -> Binary {
     let mut cmd = command(dir);
-    cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_STORE__URL", s.store_url())
-        .env("SWITCHBOARD_BROKER__URL", services::REDIS_URL)
-        .env("SWITCHBOARD_BROKER__PREFIX", &s.prefix)
-        .env("SWITCHBOARD_CDC__LEASE_MS", LEASE_MS.to_string());
+    s.node_env(&mut cmd, SECRET, services::REDIS_URL);
+    cmd.env("SWITCHBOARD_CDC__LEASE_MS", LEASE_MS.to_string());
     spawn(cmd).await
 }
 

@@ -63,11 +63,8 @@ const TRANSPORTS: [Transport; 4] = [
 
 async fn node(s: &Services, redis: SocketAddr, dir: &std::path::Path) -> Binary {
     let mut cmd = command(dir);
-    cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_STORE__URL", s.store_url())
-        .env("SWITCHBOARD_BROKER__URL", format!("redis://{redis}"))
-        .env("SWITCHBOARD_BROKER__PREFIX", &s.prefix)
-        .env("SWITCHBOARD_LIMITS__REST_WRITES_PER_MINUTE", "1000000")
+    s.node_env(&mut cmd, SECRET, &format!("redis://{redis}"));
+    cmd.env("SWITCHBOARD_LIMITS__REST_WRITES_PER_MINUTE", "1000000")
         .env("SWITCHBOARD_LIMITS__FEED_REQUESTS_PER_MINUTE", "1000000")
         .env("SWITCHBOARD_LIMITS__CLIENT_MESSAGES_PER_MINUTE", "1000000");
     let bin = spawn(cmd).await;

@@ -29,11 +29,8 @@ async fn in_process(s: &Services) -> TestServer {
 
 async fn binary(s: &Services, dir: &std::path::Path) -> Binary {
     let mut cmd = command(dir);
-    cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", SECRET)
-        .env("SWITCHBOARD_STORE__URL", s.store_url())
-        .env("SWITCHBOARD_BROKER__URL", services::REDIS_URL)
-        .env("SWITCHBOARD_BROKER__PREFIX", &s.prefix)
-        .env("SWITCHBOARD_PRESENCE__TTL_MS", TTL_MS.to_string());
+    s.node_env(&mut cmd, SECRET, services::REDIS_URL);
+    cmd.env("SWITCHBOARD_PRESENCE__TTL_MS", TTL_MS.to_string());
     spawn(cmd).await
 }
 

@@ -43,6 +43,16 @@ impl Services {
         c.broker.prefix = self.prefix.clone();
     }
 
+    /// Points a `switchboard` binary's command at this test's schema and Redis prefix, with
+    /// Redis at `redis_url` (the shared one, or a test's own or proxied one), like
+    /// [`Self::configure`] does for an in-process node.
+    pub fn node_env(&self, cmd: &mut tokio::process::Command, secret: &str, redis_url: &str) {
+        cmd.env("SWITCHBOARD_AUTH__JWT_SECRET", secret)
+            .env("SWITCHBOARD_STORE__URL", self.store_url())
+            .env("SWITCHBOARD_BROKER__URL", redis_url)
+            .env("SWITCHBOARD_BROKER__PREFIX", &self.prefix);
+    }
+
     /// `store.url` for this test's schema.
     pub fn store_url(&self) -> String {
         format!("{PG_URL}?options[search_path]={}", self.schema)
