@@ -28,6 +28,10 @@ pub struct RunArgs {
     /// host:port of the server (loopback).
     #[arg(long)]
     pub addr: String,
+    /// host:port the updates are published on (loopback), when not `addr`: a node other than
+    /// the subscribers' measures the cross-node (Redis) path.
+    #[arg(long)]
+    pub publish_addr: Option<String>,
     /// Endpoint path; defaults to `/ws`, `/socket.io/?EIO=4&transport=websocket` or
     /// `/events?channels=missions`.
     #[arg(long, alias = "ws-path")]
@@ -203,7 +207,7 @@ pub async fn run(a: RunArgs) -> serde_json::Value {
     let cpu0 = a.server_pid.and_then(procfs::cpu_ticks);
     let window_start = Instant::now();
     let route = Route {
-        host: a.addr.clone(),
+        host: a.publish_addr.clone().unwrap_or_else(|| a.addr.clone()),
         token: a.token.clone(),
         path: format!("/missions/{}", a.mission),
         pusher: (a.protocol == Protocol::Pusher).then(|| {

@@ -44,7 +44,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// One measured run; prints a JSON line on stdout and a summary on stderr.
-    Run(load::RunArgs),
+    Run(Box<load::RunArgs>),
     /// The minimal tokio-tungstenite broadcaster (`/ws` and `PUT /missions/1` on one port).
     Minimal {
         #[arg(long, default_value = "127.0.0.1:3103")]
@@ -79,11 +79,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Run(args) => {
-            if !is_loopback(&args.addr) {
-                eprintln!("refusing {}: loopback addresses only", args.addr);
+            let addrs = std::iter::once(&args.addr).chain(args.publish_addr.as_ref());
+            if let Some(addr) = addrs.into_iter().find(|a| !is_loopback(a)) {
+                eprintln!("refusing {addr}: loopback addresses only");
                 return ExitCode::from(2);
             }
-            let line = rt.block_on(load::run(args));
+            let line = rt.block_on(load::run(*args));
             println!("{line}");
             let pace = if line["closed_loop"] == serde_json::Value::Bool(true) {
                 format!("closed loop, window {}", line["window"])

@@ -297,12 +297,15 @@ async fn relay(inner: &Inner, delivered: &mut Delivered, payload: &[u8]) {
             return;
         }
     };
-    let publication = frame.publication;
+    let mut publication = frame.publication;
     match frame.kind {
         FrameKind::Stream => {
             let channel = publication.channel.clone();
             match delivered.get(&channel).cloned() {
                 Some((epoch, last)) if *epoch == *publication.epoch => {
+                    // One allocation per channel and epoch, not one per publication: the
+                    // subscribers' stream gates then compare epochs by pointer.
+                    publication.epoch = Arc::clone(&epoch);
                     if publication.offset <= last {
                         return; // already delivered by a catch-up
                     }

@@ -190,13 +190,18 @@ impl Hub {
         if is_wire_reserved(&publication.event) {
             return;
         }
+        // The registry's own name for the channel goes into every delivery: one allocation
+        // for as long as anyone here is subscribed, so each connection's gate compares it by
+        // pointer (the publication's name is a fresh allocation per publication).
         let entry = self
             .shard(&publication.channel)
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&publication.channel)
-            .cloned();
-        let Some(entry) = entry else { return };
+            .get_key_value(&publication.channel)
+            .map(|(name, subs)| (name.clone(), Arc::clone(subs)));
+        let Some((channel, entry)) = entry else {
+            return;
+        };
         let subs = entry.lock().unwrap_or_else(|e| e.into_inner());
         let mut cache: [[Option<Arc<Encoded>>; 2]; WireFormat::COUNT] = Default::default();
         let shared = publication.data.is_shared();
@@ -215,7 +220,7 @@ impl Hub {
             let encoded = slot
                 .get_or_insert_with(|| {
                     Arc::new(Encoded {
-                        channel: publication.channel.clone(),
+                        channel: channel.clone(),
                         offset: publication.offset,
                         epoch: Arc::clone(&publication.epoch),
                         frame: if transient {
