@@ -117,7 +117,7 @@ impl StreamGate {
 
     fn step(&mut self, item: Outbound, emit: &mut Emit<'_>) {
         match item {
-            Outbound::Frame(frame) => emit(None, frame),
+            Outbound::Frame(frame) => emit(None, *frame),
             Outbound::Delivery(d) => {
                 let found = self
                     .channels
@@ -141,8 +141,8 @@ impl StreamGate {
                     emit(None, t.frame.clone());
                 }
             }
-            Outbound::BeginSubscribe { channel } => {
-                self.insert(channel, ChannelState::Pending(Vec::new()));
+            Outbound::BeginSubscribe(channel) => {
+                self.insert(*channel, ChannelState::Pending(Vec::new()));
             }
             Outbound::CompleteSubscribe(completion) => {
                 let Completion {
@@ -221,9 +221,7 @@ mod tests {
     fn catch_up_then_held_without_duplicates() {
         let ch = ChannelName::parse("missions").unwrap();
         let out = run(vec![
-            Outbound::BeginSubscribe {
-                channel: ch.clone(),
-            },
+            Outbound::begin_subscribe(ch.clone()),
             d(&ch, 7), // live, published while history was read: also in catch_up
             d(&ch, 8),
             Outbound::CompleteSubscribe(Box::new(Completion {
@@ -255,9 +253,7 @@ mod tests {
             }))
         };
         let out = run(vec![
-            Outbound::BeginSubscribe {
-                channel: subscribed.clone(),
-            },
+            Outbound::begin_subscribe(subscribed.clone()),
             delivery(3),
             Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: subscribed.clone(),
@@ -279,9 +275,7 @@ mod tests {
     fn no_since_drops_what_the_position_already_covers() {
         let ch = ChannelName::parse("lobby").unwrap();
         let out = run(vec![
-            Outbound::BeginSubscribe {
-                channel: ch.clone(),
-            },
+            Outbound::begin_subscribe(ch.clone()),
             d(&ch, 3),
             d(&ch, 4),
             Outbound::CompleteSubscribe(Box::new(Completion {
@@ -302,9 +296,7 @@ mod tests {
         let t = |s: &'static str| Outbound::Transient(encoded(&ch, 0, Bytes::from(s)));
         let out = run(vec![
             t("before"),
-            Outbound::BeginSubscribe {
-                channel: ch.clone(),
-            },
+            Outbound::begin_subscribe(ch.clone()),
             t("pending"),
             Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
@@ -343,9 +335,7 @@ mod tests {
         let mut gate = StreamGate::default();
         let mut out = Vec::new();
         for item in [
-            Outbound::BeginSubscribe {
-                channel: ch.clone(),
-            },
+            Outbound::begin_subscribe(ch.clone()),
             in_epoch(9, "e"), // held, and covered by the catch-up
             in_epoch(1, "f"), // held: the restart happened during the subscription
             Outbound::CompleteSubscribe(Box::new(Completion {
@@ -380,9 +370,7 @@ mod tests {
     fn failed_or_left_channels_deliver_nothing() {
         let ch = ChannelName::parse("lobby").unwrap();
         let out = run(vec![
-            Outbound::BeginSubscribe {
-                channel: ch.clone(),
-            },
+            Outbound::begin_subscribe(ch.clone()),
             d(&ch, 1),
             Outbound::CompleteSubscribe(Box::new(Completion {
                 channel: ch.clone(),
@@ -406,12 +394,7 @@ mod tests {
         let ch = ChannelName::parse("missions").unwrap();
         let mut gate = StreamGate::default();
         let mut out = Vec::new();
-        gate.process_tracked(
-            Outbound::BeginSubscribe {
-                channel: ch.clone(),
-            },
-            &mut out,
-        );
+        gate.process_tracked(Outbound::begin_subscribe(ch.clone()), &mut out);
         gate.process_tracked(d(&ch, 3), &mut out);
         gate.process_tracked(
             Outbound::CompleteSubscribe(Box::new(Completion {
@@ -424,7 +407,7 @@ mod tests {
             })),
             &mut out,
         );
-        gate.process_tracked(Outbound::Frame(Bytes::from("note")), &mut out);
+        gate.process_tracked(Outbound::frame(Bytes::from("note")), &mut out);
         gate.process_tracked(d(&ch, 4), &mut out);
         let got: Vec<_> = out
             .iter()

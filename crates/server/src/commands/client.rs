@@ -153,6 +153,6 @@ impl Client {
 
     /// Queues a frame in order with the connection's deliveries.
     pub async fn queue(&self, frame: Bytes) {
-        self.conn.handle.send(Outbound::Frame(frame)).await;
+        self.conn.handle.send(Outbound::frame(frame)).await;
     }
 }

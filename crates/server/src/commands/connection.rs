@@ -95,9 +95,7 @@ impl Connection {
         reply: impl FnOnce(Option<&Recovery>) -> Option<Bytes>,
     ) -> bool {
         self.handle
-            .send(Outbound::BeginSubscribe {
-                channel: channel.clone(),
-            })
+            .send(Outbound::begin_subscribe(channel.clone()))
             .await;
         match self.node.join(&channel, &self.handle, since).await {
             Ok(Joined {

@@ -243,12 +243,8 @@ impl Feed {
         since: Option<StreamPosition>,
         ready: &mut Vec<Released>,
     ) -> Result<Joined, ApiError> {
-        self.gate.process_tracked(
-            Outbound::BeginSubscribe {
-                channel: channel.clone(),
-            },
-            ready,
-        );
+        self.gate
+            .process_tracked(Outbound::begin_subscribe(channel.clone()), ready);
         let NodeJoined {
             recovery,
             after,

@@ -41,10 +41,11 @@ use crate::node::metrics::DropReason;
 /// Consecutive undecodable messages after which the connection is closed with 4010.
 const MAX_INVALID_STREAK: u32 = 10;
 /// Initial read buffer per native WebSocket connection, and the most read per syscall. Client
-/// messages are small (subscribe, ping, ack: well under 1 KiB); a bigger one grows the buffer on
-/// demand and takes a few more reads. Every idle connection pays for this buffer, so it is the
-/// largest single term of idle memory (bench/results/2026-11-23-memory.md).
-const READ_BUFFER_BYTES: usize = 2 * 1024;
+/// messages are small (subscribe, ping, ack: a few hundred bytes); a bigger one grows the buffer
+/// to its length on demand (tungstenite reserves a frame's whole length once its header is read)
+/// and takes a few more reads. Every idle connection pays for this buffer: at 2 KiB it was the
+/// second largest term of idle memory in dhat, after the connection's task (issue 14).
+const READ_BUFFER_BYTES: usize = 512;
 /// Bytes the socket library gathers before writing them out (tungstenite's default).
 const WRITE_BUFFER_BYTES: usize = 128 * 1024;
 
@@ -130,7 +131,7 @@ async fn run(
             },
             None,
         );
-        handle.send(Outbound::Frame(welcome.into())).await;
+        handle.send(Outbound::frame(welcome)).await;
         let session = node.sessions.open(&handle);
         let user = identity.as_ref().ok().and_then(|i| i.user.clone());
         tracing::info!(transport = "websocket", peer = %peer_ip, user = user.as_deref().unwrap_or("-"), "connection opened");
@@ -140,7 +141,7 @@ async fn run(
                 tracing::info!(reason = %refused, "query token rejected");
                 let message = refused.to_string();
                 let text = encode_reply(&ServerMessage::AuthError { message: &message }, None);
-                handle.send(Outbound::Frame(text.into())).await;
+                handle.send(Outbound::frame(text)).await;
                 handle.close(refused.close_code());
             }
             Ok(identity) => {
@@ -160,7 +161,7 @@ async fn run(
                         },
                         None,
                     );
-                    handle.send(Outbound::Frame(text.into())).await;
+                    handle.send(Outbound::frame(text)).await;
                 }
                 // Boxed: a future's size is its largest await point, and this one lives as
                 // long as the connection (see read_loop).
@@ -337,6 +338,9 @@ async fn read_loop(
     let timeout = Duration::from_millis(node.config.heartbeat.timeout_ms);
     let mut last_seen = Instant::now();
     let mut invalid_streak = 0u32;
+    // Every await below but the select's is boxed: a future is as large as its largest await
+    // point, and this one lives as long as the connection, so the rare paths (refusals, token
+    // expiry) are allocated only when taken.
     loop {
         let expiry = token_deadline(client.identity().expires_at);
         let msg = tokio::select! {
@@ -345,7 +349,7 @@ async fn read_loop(
             () = sleep_until_some(expiry) => {
                 tracing::info!("token expired; closing");
                 let text = encode_reply(&ServerMessage::AuthError { message: "Token expired" }, None);
-                client.queue(Bytes::from(text)).await;
+                Box::pin(client.queue(Bytes::from(text))).await;
                 handle.close(CloseCode::TokenExpired);
                 return;
             }
@@ -378,9 +382,7 @@ async fn read_loop(
             Read::Invalid => {
                 invalid_streak += 1;
                 let refusal = Refusal::new(ErrorCode::InvalidMessage, "Invalid message format");
-                client
-                    .refuse(&mut NativeResponder::new(None), refusal)
-                    .await;
+                Box::pin(client.refuse(&mut NativeResponder::new(None), refusal)).await;
                 if invalid_streak >= MAX_INVALID_STREAK {
                     handle.close(CloseCode::TooManyInvalid);
                     return;
@@ -396,9 +398,7 @@ async fn read_loop(
             }
             Admission::Refused(refusal) => {
                 let r#ref = protocol::decode(&text).ok().and_then(|e| e.r#ref);
-                client
-                    .refuse(&mut NativeResponder::new(r#ref.as_deref()), refusal)
-                    .await;
+                Box::pin(client.refuse(&mut NativeResponder::new(r#ref.as_deref()), refusal)).await;
                 continue;
             }
         }
@@ -406,8 +406,7 @@ async fn read_loop(
             Err(e) => {
                 invalid_streak += 1;
                 let refusal = Refusal::new(e.code, e.message);
-                client
-                    .refuse(&mut NativeResponder::new(e.r#ref.as_deref()), refusal)
+                Box::pin(client.refuse(&mut NativeResponder::new(e.r#ref.as_deref()), refusal))
                     .await;
                 if invalid_streak >= MAX_INVALID_STREAK {
                     handle.close(CloseCode::TooManyInvalid);
