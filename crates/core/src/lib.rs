@@ -5,6 +5,8 @@
 //! - [`auth`]: JWT verification (algorithm pinned), identities, channel permissions.
 //! - [`protocol`]: the native protocol v1 codec (sans-IO, tested byte for byte).
 //! - [`socketio`]: the Socket.IO event form of a publication (sans-IO).
+//! - [`engineio`]: the Engine.IO v4 / Socket.IO v5 packets of the websocket transport
+//!   Switchboard serves itself (sans-IO).
 //! - [`codes`]: the one catalogue of close and error codes, and the reconnect rule over code
 //!   ranges.
 //! - [`refusal`]: why a client request was refused, with each reason's one public message.
@@ -24,6 +26,7 @@ pub mod channel;
 pub mod cluster;
 pub mod codes;
 pub mod cursor;
+pub mod engineio;
 pub mod gate;
 pub mod hub;
 pub mod ids;

@@ -1,15 +1,21 @@
 //! The Socket.IO form of a publication (sans-IO, tested byte for byte).
 //!
 //! A Socket.IO `EVENT` packet carries a JSON array of arguments whose first element is the
-//! event name: `["mission-update",{…}]`. The hub encodes that array once per audience and every
-//! Socket.IO connection receives a clone of the same bytes. socketioxide 0.18 has no public way
-//! to hand it pre-encoded packet bytes (its raw send is crate-private), so the transport splits
-//! the shared array back into the event name and a borrowed [`RawValue`] and emits that: the
-//! payload is copied verbatim, never re-serialized per socket. See docs/socketio.md.
+//! event name: `["mission-update",{…}]`. The hub encodes the whole Engine.IO message packet,
+//! `42["mission-update",{…}]`, once per audience, and every Socket.IO connection receives a
+//! clone of the same bytes: Switchboard's own websocket transport writes them as they are.
+//! socketioxide (polling, and sockets upgraded from it) has no public way to take a
+//! pre-encoded packet (its raw send is crate-private), so its sink strips the `42` and splits
+//! the array back into the event name and a borrowed [`RawValue`] ([`split_event_packet`]):
+//! the payload is copied verbatim, never re-serialized per socket. See docs/socketio.md.
 
 use std::borrow::Cow;
 
 use serde_json::value::RawValue;
+
+/// What starts every event packet of namespace `/` on the websocket transport: Engine.IO
+/// `message` (`4`), Socket.IO `EVENT` (`2`).
+pub const EVENT_PREFIX: &str = "42";
 
 /// Event names socket.io-client reserves for itself (its `RESERVED_EVENTS`, and the parser's):
 /// an `EVENT` packet naming one makes the client drop the connection with `parse error`, so no
@@ -27,15 +33,7 @@ pub const RESERVED_EVENTS: [&str; 6] = [
 ///
 /// `data` is already JSON, so it is appended as is.
 pub fn encode_event_args(event: &str, data: &RawValue) -> String {
-    let data = data.get();
-    let mut out = String::with_capacity(event.len() + data.len() + 8);
-    out.push('[');
-    // Serializing a &str to a String cannot fail; fall back to an empty name just in case.
-    out.push_str(&serde_json::to_string(event).unwrap_or_else(|_| "\"\"".to_owned()));
-    out.push(',');
-    out.push_str(data);
-    out.push(']');
-    out
+    event_args("", event, data, None)
 }
 
 /// Encodes a publication's argument array `[event, data, {channel, offset, epoch}]`.
@@ -50,16 +48,58 @@ pub fn encode_publication_args(
     offset: u64,
     epoch: &str,
 ) -> String {
-    let mut out = encode_event_args(event, data);
-    out.pop(); // the closing ']'
-    out.push_str(",{\"channel\":");
-    out.push_str(&serde_json::to_string(channel).unwrap_or_else(|_| "\"\"".to_owned()));
-    out.push_str(",\"offset\":");
-    out.push_str(&offset.to_string());
-    out.push_str(",\"epoch\":");
-    out.push_str(&serde_json::to_string(epoch).unwrap_or_else(|_| "\"\"".to_owned()));
-    out.push_str("}]");
+    event_args("", event, data, Some((channel, offset, epoch)))
+}
+
+/// The whole websocket message of `emit(event, data)`: `42[event,data]`.
+pub fn encode_event_packet(event: &str, data: &RawValue) -> String {
+    event_args(EVENT_PREFIX, event, data, None)
+}
+
+/// The whole websocket message of a publication: `42[event,data,{channel,offset,epoch}]`
+/// (see [`encode_publication_args`]).
+pub fn encode_publication_packet(
+    event: &str,
+    data: &RawValue,
+    channel: &str,
+    offset: u64,
+    epoch: &str,
+) -> String {
+    event_args(EVENT_PREFIX, event, data, Some((channel, offset, epoch)))
+}
+
+/// `prefix` then the argument array, in one allocation of the right size.
+fn event_args(
+    prefix: &str,
+    event: &str,
+    data: &RawValue,
+    position: Option<(&str, u64, &str)>,
+) -> String {
+    let data = data.get();
+    let extra = position.map_or(0, |(c, _, e)| c.len() + e.len() + 48);
+    let mut out = String::with_capacity(prefix.len() + event.len() + data.len() + extra + 8);
+    out.push_str(prefix);
+    out.push('[');
+    push_json_str(&mut out, event);
+    out.push(',');
+    out.push_str(data);
+    if let Some((channel, offset, epoch)) = position {
+        out.push_str(",{\"channel\":");
+        push_json_str(&mut out, channel);
+        out.push_str(",\"offset\":");
+        out.push_str(&offset.to_string());
+        out.push_str(",\"epoch\":");
+        push_json_str(&mut out, epoch);
+        out.push('}');
+    }
+    out.push(']');
     out
+}
+
+/// Appends `s` as a JSON string. Serializing a `&str` cannot fail; an empty string stands in
+/// just in case.
+fn push_json_str(out: &mut String, s: &str) {
+    out.push_str(&serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned()));
 }
 
 /// The arguments of a Socket.IO event: its name, its data, and the position when the frame
@@ -78,6 +118,12 @@ pub fn split_event_args(frame: &[u8]) -> Option<EventArgs<'_>> {
     };
     let event: Cow<'_, str> = serde_json::from_str(name.get()).ok()?;
     Some((event, data, meta))
+}
+
+/// Splits an event packet made by [`encode_event_packet`] or [`encode_publication_packet`]
+/// (`42` then the argument array) like [`split_event_args`].
+pub fn split_event_packet(frame: &[u8]) -> Option<EventArgs<'_>> {
+    split_event_args(frame.strip_prefix(EVENT_PREFIX.as_bytes())?)
 }
 
 #[cfg(test)]
@@ -122,6 +168,27 @@ mod tests {
         assert_eq!(frame, r#"["a\"b",true]"#);
         let (event, back, _) = split_event_args(frame.as_bytes()).unwrap();
         assert_eq!((event.as_ref(), back.get()), ("a\"b", "true"));
+    }
+
+    #[test]
+    fn packets_are_the_arrays_behind_42() {
+        let data = RawValue::from_string(r#"{"id":1}"#.to_owned()).unwrap();
+        let frame = encode_publication_packet("mission-update", &data, "missions", 42, "e");
+        assert_eq!(
+            frame,
+            r#"42["mission-update",{"id":1},{"channel":"missions","offset":42,"epoch":"e"}]"#
+        );
+        let (event, back, meta) = split_event_packet(frame.as_bytes()).unwrap();
+        assert_eq!(
+            (event.as_ref(), back.get()),
+            ("mission-update", r#"{"id":1}"#)
+        );
+        assert!(meta.is_some());
+        let frame = encode_event_packet("error", &data);
+        assert_eq!(frame, r#"42["error",{"id":1}]"#);
+        assert!(split_event_packet(frame.as_bytes()).unwrap().2.is_none());
+        assert!(split_event_packet(br#"["error",1]"#).is_none());
+        assert!(split_event_packet(br#"43["error",1]"#).is_none());
     }
 
     #[test]

@@ -77,6 +77,12 @@ pub fn router(node: Arc<Node>) -> Router {
         // Socket.IO lives beside the routes (it answers `/socket.io/…` itself); the Origin
         // guard runs before it, CORS outermost (polling from allowed browser origins).
         .layer(socketio)
+        // Before socketioxide: websockets opened directly (no `sid`) are served by
+        // Switchboard's own Engine.IO transport.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&node),
+            socketio::websocket::route,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             guard,
             socketio::origin_guard,

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::task::Poll;
 
+use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::sync::{Notify, mpsc};
 
@@ -154,6 +155,20 @@ impl ConnectionHandle {
     /// back-pressure on them only slows that client's reader.
     pub async fn send(&self, item: Outbound) -> bool {
         self.tx.send(item).await.is_ok()
+    }
+
+    /// Queues a reply without waiting. A full queue means the client does not read what it
+    /// asked for: the connection closes as a slow consumer (false), as when a delivery finds
+    /// it full, rather than leave the client waiting on an answer that never comes.
+    pub fn try_queue(&self, frame: Bytes) -> bool {
+        match self.tx.try_send(Outbound::frame(frame)) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.close(CloseCode::SlowConsumer);
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
     }
 
     /// Asks the connection to close with `code`. The first reason wins.

@@ -4,7 +4,7 @@ use bytes::Bytes;
 
 use crate::protocol::{MESSAGE_TYPES, encode_delivery};
 use crate::publication::{Audience, Publication};
-use crate::socketio::{encode_event_args, encode_publication_args};
+use crate::socketio::{encode_event_packet, encode_publication_packet};
 
 /// Whether `event` is a name no publication may carry, whoever publishes it: a native protocol
 /// message type ([`MESSAGE_TYPES`]), one of the SSE stream's own events
@@ -22,8 +22,9 @@ pub fn is_wire_reserved(event: &str) -> bool {
 pub enum WireFormat {
     /// The native JSON envelope of SPEC §4.1 (also the `data:` of SSE and long-poll updates).
     Native,
-    /// The argument array of a Socket.IO `EVENT` packet, `["<event>",<data>]` (SPEC §4.2): a
-    /// Socket.IO client sees a publication as `emit(event, data)`.
+    /// A whole Socket.IO `EVENT` packet of the websocket transport, `42["<event>",<data>,…]`
+    /// (SPEC §4.2): a Socket.IO client sees a publication as `emit(event, data)`. Written as
+    /// is by Switchboard's websocket transport; socketioxide's sink strips the `42`.
     SocketIo,
 }
 
@@ -43,7 +44,7 @@ impl WireFormat {
     pub fn encode(self, publication: &Publication, audience: Audience) -> Bytes {
         match self {
             Self::Native => Bytes::from(encode_delivery(publication, audience)),
-            Self::SocketIo => Bytes::from(encode_publication_args(
+            Self::SocketIo => Bytes::from(encode_publication_packet(
                 &publication.event,
                 publication.data.for_audience(audience),
                 publication.channel.as_str(),
@@ -60,7 +61,7 @@ impl WireFormat {
     pub fn encode_transient(self, publication: &Publication, audience: Audience) -> Bytes {
         match self {
             Self::Native => self.encode(publication, audience),
-            Self::SocketIo => Bytes::from(encode_event_args(
+            Self::SocketIo => Bytes::from(encode_event_packet(
                 &publication.event,
                 publication.data.for_audience(audience),
             )),

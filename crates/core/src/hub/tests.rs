@@ -125,7 +125,7 @@ fn socketio_and_native_each_encoded_once_per_audience() {
     let (fs1, fs2) = (frame(&mut r1), frame(&mut r2));
     assert_eq!(
         &fs1[..],
-        br#"["e","agent",{"channel":"missions","offset":1,"epoch":"x"}]"#
+        br#"42["e","agent",{"channel":"missions","offset":1,"epoch":"x"}]"#
     );
     assert_eq!(
         fs1.as_ptr(),
@@ -134,7 +134,7 @@ fn socketio_and_native_each_encoded_once_per_audience() {
     );
     assert_eq!(
         &frame(&mut rh)[..],
-        br#"["e","hq",{"channel":"missions","offset":1,"epoch":"x"}]"#
+        br#"42["e","hq",{"channel":"missions","offset":1,"epoch":"x"}]"#
     );
     assert!(frame(&mut rn).starts_with(br#"{"type":"e""#));
 }

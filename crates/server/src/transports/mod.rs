@@ -2,7 +2,8 @@
 //! their wire format and nothing about missions, chat or payments: they never import `apps`.
 //!
 //! - [`ws`] (with [`native`], its codec over the command layer): the native WebSocket.
-//! - [`socketio`]: Socket.IO v4 on socketioxide.
+//! - [`socketio`]: Socket.IO v4: its websocket transport served here, polling on socketioxide.
+//! - [`ws_read`]: the socket side both WebSocket transports share.
 //! - [`write_loop`]: the one write loop both socket transports run, behind a small seam.
 //! - [`feed`]: a read-only multi-channel feed, shared by [`sse`] and [`poll`].
 //! - [`expiry`]: closing a connection when its token expires.
@@ -15,6 +16,7 @@ pub mod socketio;
 pub mod sse;
 pub mod write_loop;
 pub mod ws;
+pub mod ws_read;
 
 /// The per-IP permit a long-lived connection (a WebSocket, a Socket.IO socket, an SSE stream)
 /// takes for itself when it came through a trusted proxy: the proxy's TCP connection took

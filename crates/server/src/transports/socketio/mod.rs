@@ -1,7 +1,9 @@
-//! Socket.IO v4 at `/socket.io/`, namespace `/` (SPEC §4.2), on socketioxide.
+//! Socket.IO v4 at `/socket.io/`, namespace `/` (SPEC §4.2).
 //!
-//! socketioxide speaks Engine.IO (polling, websocket, the upgrade between them) and the
-//! Socket.IO packet format; everything else is ours. Its rooms and adapters are not used: each
+//! A websocket opened directly (no `sid`) is served by [`websocket`], Switchboard's own
+//! Engine.IO transport (the packets are `switchboard_core::engineio`'s). socketioxide serves
+//! polling and the upgrade from polling to websocket, and the Socket.IO packet format on
+//! those; everything else is ours and shared by both paths. Its rooms and adapters are not used: each
 //! socket is one connection in the [`Hub`](switchboard_core::hub::Hub), subscribed to channels
 //! like a native WebSocket, so one publication reaches both kinds of clients through the one
 //! fan-out path, encoded once per (format, audience).
@@ -10,11 +12,13 @@
 //!   connect handler.
 //! - [`decode`]: client events as command-layer requests (sans-IO).
 //! - [`session`]: per-socket request handling, in order, answered as acks or `error` events.
-//! - [`sink`]: the socket as a transport of the shared write loop (`emit`).
+//! - [`sink`]: a socketioxide socket as a transport of the shared write loop (`emit`).
+//! - [`websocket`]: the websocket transport served without socketioxide.
 
 pub mod decode;
 pub mod session;
 pub mod sink;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Query, Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -40,7 +44,7 @@ use switchboard_core::publication::StreamPosition;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use self::session::{Incoming, SioSession};
+use self::session::{Ack, Incoming, SioSession};
 use self::sink::SocketSink;
 use crate::commands::auth::admit as admit_token;
 use crate::http::forwarded::Proxied;
@@ -61,15 +65,7 @@ const INBOX: usize = 64;
 /// Must be called inside a Tokio runtime (it spawns the shutdown watcher).
 pub fn layer(node: Arc<Node>) -> SocketIoLayer {
     let cfg = &node.config;
-    let interval = Duration::from_millis(cfg.heartbeat.interval_ms);
-    // Engine.IO's client waits `pingInterval + pingTimeout` for a ping; together they make our
-    // heartbeat timeout.
-    let timeout = Duration::from_millis(
-        cfg.heartbeat
-            .timeout_ms
-            .saturating_sub(cfg.heartbeat.interval_ms)
-            .max(1000),
-    );
+    let (interval, timeout) = heartbeat(cfg);
     let max = cfg.limits.max_message_bytes;
     let (layer, io) = SocketIo::builder()
         .req_path(PATH)
@@ -102,6 +98,20 @@ pub fn layer(node: Arc<Node>) -> SocketIoLayer {
     layer
 }
 
+/// Engine.IO's `pingInterval` and `pingTimeout`: `heartbeat.interval_ms`, and the rest of
+/// `heartbeat.timeout_ms` (at least 1 s). The client waits `pingInterval + pingTimeout` for a
+/// ping; together they make our heartbeat timeout.
+fn heartbeat(cfg: &crate::config::Config) -> (Duration, Duration) {
+    let interval = Duration::from_millis(cfg.heartbeat.interval_ms);
+    let timeout = Duration::from_millis(
+        cfg.heartbeat
+            .timeout_ms
+            .saturating_sub(cfg.heartbeat.interval_ms)
+            .max(1000),
+    );
+    (interval, timeout)
+}
+
 /// Answers 403 to any Engine.IO request (handshake, poll, upgrade) from a disallowed Origin,
 /// before socketioxide sees it. socket.io-client then reports `connect_error`.
 pub async fn origin_guard(
@@ -130,51 +140,84 @@ struct Admission {
     since: HashMap<String, StreamPosition>,
 }
 
+/// A Socket.IO handshake, whoever serves its transport (socketioxide, or `websocket.rs`).
+struct Handshake<'a> {
+    /// The CONNECT packet's `auth` object (`null` when none).
+    auth: &'a Value,
+    /// The request's `?token=`, used when `auth` has none.
+    query_token: Option<&'a str>,
+    /// The request's headers, for the Origin rule; `None` when it was checked at the upgrade.
+    headers: Option<&'a HeaderMap>,
+    ip: IpAddr,
+    /// Whether the request came through a trusted proxy.
+    proxied: bool,
+    /// Whether the socket is on the websocket transport (its TCP connection holds a permit)
+    /// rather than polling.
+    websocket: bool,
+}
+
 /// Connect middleware: the token from `auth: {token}` or `?token=`, the anonymity rule and the
 /// per-IP connection limit, exactly as for the native WebSocket. Never logs the token.
 fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> {
     let parts = socket.req_parts();
     let query_token = Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
         .ok()
-        .and_then(|q| q.0.get("token").cloned());
-    let token = auth
+        .and_then(|mut q| q.0.remove("token"));
+    let admission = admit_handshake(
+        node,
+        &Handshake {
+            auth,
+            query_token: query_token.as_deref(),
+            headers: Some(&parts.headers),
+            ip: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip()),
+            proxied: parts.extensions.get::<Proxied>().is_some(),
+            websocket: socket.transport_type() == TransportType::Websocket,
+        },
+    )?;
+    socket.extensions.insert(admission);
+    Ok(())
+}
+
+/// The admission rules of every Socket.IO handshake.
+fn admit_handshake(node: &Node, h: &Handshake<'_>) -> Result<Admission, Rejected> {
+    let token = h
+        .auth
         .get("token")
         .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or(query_token)
+        .or(h.query_token)
         .filter(|t| !t.is_empty());
-    let identity = admit_token(node, token.as_deref()).map_err(|e| {
+    let identity = admit_token(node, token).map_err(|e| {
         tracing::info!(reason = %e, "socket.io handshake token rejected");
         Rejected(e.to_string())
     })?;
     // The HTTP guard already refused these; checked again so the rule holds however the
     // layer is mounted.
-    if !OriginPolicy::new(&node.config.security.allowed_origins).allows(&parts.headers) {
+    if let Some(headers) = h.headers
+        && !OriginPolicy::new(&node.config.security.allowed_origins).allows(headers)
+    {
         return Err(Rejected("Origin not allowed".into()));
     }
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = h.ip;
     // A socket on the websocket transport is counted by its TCP connection (`accept`), whose
     // permit lives as long as the upgraded stream. A polling session outlives each of its
     // requests, so it holds a permit of its own.
-    let proxied = parts.extensions.get::<Proxied>().is_some();
-    let permit = match socket.transport_type() {
+    let permit = if h.websocket {
         // Behind a trusted proxy the TCP connection is the proxy's and took no permit.
-        TransportType::Websocket if proxied => super::proxied_permit(node, true, ip)
+        super::proxied_permit(node, h.proxied, ip)
             .map_err(|_| Rejected(super::TOO_MANY_CONNECTIONS.into()))?
-            .map(Arc::new),
-        TransportType::Websocket => None,
-        TransportType::Polling => {
-            Some(Arc::new(node.connections.acquire(ip).ok_or_else(|| {
-                Rejected("Too many connections from this address".into())
-            })?))
-        }
+            .map(Arc::new)
+    } else {
+        Some(Arc::new(node.connections.acquire(ip).ok_or_else(|| {
+            Rejected(super::TOO_MANY_CONNECTIONS.into())
+        })?))
     };
     // `auth: {since: {"missions": {offset, epoch}, …}}` resumes the channels joined on connect;
     // entries that are not positions are ignored (the channel then starts live).
-    let since = auth
+    let since = h
+        .auth
         .get("since")
         .and_then(Value::as_object)
         .map(|m| {
@@ -187,13 +230,12 @@ fn admit(node: &Node, socket: &SocketRef, auth: &Value) -> Result<(), Rejected> 
                 .collect()
         })
         .unwrap_or_default();
-    socket.extensions.insert(Admission {
+    Ok(Admission {
         identity,
         permit,
         ip,
         since,
-    });
-    Ok(())
+    })
 }
 
 /// The sending end of a socket's ordered event queue, kept in its extensions, with the
@@ -221,7 +263,7 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
             .map_or(Value::Null, |Data(v)| v);
         let ack = match ack_id {
             Some(_) => match AckSender::from_message_parts(socket, value, ack_id) {
-                Ok(ack) => Some(ack),
+                Ok(ack) => Some(Ack::Sio(ack)),
                 Err(never) => match never {},
             },
             None => None,
@@ -238,7 +280,7 @@ impl FromMessageParts<LocalAdapter> for Enqueued {
             // Every refused event is answered: in its ack, or with an `error` event as the
             // session would (sent directly: the ordered queue is the session's).
             let answered = match incoming.ack {
-                Some(ack) => ack.send(&json!({"error": message, "code": code})).is_ok(),
+                Some(ack) => ack.send(&json!({"error": message, "code": code}), &handle),
                 None => socket
                     .emit(
                         "error",

@@ -4,8 +4,10 @@
 //! socketioxide spawns a task per incoming event, so two events of one socket could be handled
 //! out of order (a `chat-message` before the `join-room` sent just before it). The events are
 //! therefore queued, in order, at extraction time (see [`Enqueued`](super::Enqueued)), and this
-//! session drains that bounded queue. Replies go back as acks when the client asked for one;
-//! failures without an ack are emitted as an `error` event through the ordered outbound queue.
+//! session drains that bounded queue. Switchboard's own websocket transport (`websocket.rs`)
+//! reads in order anyway and calls [`SioSession::handle_incoming`] directly. Replies go back as
+//! acks when the client asked for one; failures without an ack are emitted as an `error` event
+//! through the ordered outbound queue.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,10 +20,11 @@ use socketioxide::extract::AckSender;
 use switchboard_core::auth::Identity;
 use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::CloseCode;
+use switchboard_core::engineio::encode_ack;
 use switchboard_core::hub::ConnectionHandle;
 use switchboard_core::publication::StreamPosition;
 use switchboard_core::refusal::Refusal;
-use switchboard_core::socketio::encode_event_args;
+use switchboard_core::socketio::encode_event_packet;
 use tokio::sync::mpsc;
 
 use super::decode::decode;
@@ -40,7 +43,31 @@ pub struct Incoming {
     /// Its first argument (`null` when none).
     pub data: Value,
     /// The ack callback, when the client passed one.
-    pub ack: Option<AckSender>,
+    pub ack: Option<Ack>,
+}
+
+/// How an event's answer reaches the client, by who serves the socket.
+pub enum Ack {
+    /// socketioxide's callback (polling, and sockets upgraded from it).
+    Sio(AckSender),
+    /// Switchboard's websocket transport: a `43<id>[body]` packet through the connection's
+    /// ordered outbound queue.
+    Packet(u64),
+}
+
+impl Ack {
+    /// Sends `body` as the answer. False when it did not fit the socket's buffer or queue:
+    /// the client does not read what it asked for, and the socket is closing as a slow
+    /// consumer (for a packet, [`ConnectionHandle::try_queue`] already closed it).
+    pub fn send(self, body: &Value, handle: &ConnectionHandle) -> bool {
+        match self {
+            Ack::Sio(ack) => ack.send(body).is_ok(),
+            Ack::Packet(id) => match serde_json::value::to_raw_value(body) {
+                Ok(raw) => handle.try_queue(Bytes::from(encode_ack(id, &raw))),
+                Err(_) => true,
+            },
+        }
+    }
 }
 
 /// The answer to a successful `subscribe`.
@@ -91,13 +118,13 @@ fn ack_body(reply: &Reply<'_>) -> Value {
 /// socket as a slow consumer: every event is answered, or the socket is disconnected.
 struct SioResponder<'a> {
     event: &'a str,
-    ack: Option<AckSender>,
+    ack: Option<Ack>,
     handle: &'a ConnectionHandle,
 }
 
 impl SioResponder<'_> {
-    fn send_ack(&self, ack: AckSender, body: &Value) {
-        if ack.send(body).is_err() {
+    fn send_ack(&self, ack: Ack, body: &Value) {
+        if !ack.send(body, self.handle) {
             tracing::debug!(event = self.event, "ack not delivered: socket buffer full");
             self.handle.close(CloseCode::SlowConsumer);
         }
@@ -121,7 +148,7 @@ impl Responder for SioResponder<'_> {
                 }
                 let data = json!({"event": self.event, "code": code, "message": refusal.message});
                 let raw = serde_json::value::to_raw_value(&data).ok()?;
-                Some(Bytes::from(encode_event_args("error", &raw)))
+                Some(Bytes::from(encode_event_packet("error", &raw)))
             }
         }
     }
@@ -162,7 +189,7 @@ impl Responder for ConnectJoin {
             "recovered": recovered,
         });
         let raw = serde_json::value::to_raw_value(&body).ok()?;
-        Some(Bytes::from(encode_event_args("subscribed", &raw)))
+        Some(Bytes::from(encode_event_packet("subscribed", &raw)))
     }
 
     fn notice(&mut self, _: &ChannelName, _: &Notice) -> Option<Bytes> {
@@ -199,28 +226,13 @@ impl SioSession {
         mut inbox: mpsc::Receiver<Incoming>,
         handle: Arc<ConnectionHandle>,
         permit: Option<Arc<ConnectionPermit>>,
-        mut since: HashMap<String, StreamPosition>,
+        since: HashMap<String, StreamPosition>,
     ) {
         let _permit = permit;
         let session = self.client.node().sessions.open(&handle);
-        let mut defaults: Vec<ChannelName> = BROADCAST_CHANNELS
-            .iter()
-            .filter_map(|c| ChannelName::parse(c).ok())
-            .collect();
-        defaults.extend(self.client.personal_channels());
-        for channel in defaults {
-            if self.client.may_read(&channel) {
-                // A position from the handshake resumes the channel; the client learns the
-                // outcome from a `subscribed` event written before the missed publications.
-                let resume = since.remove(channel.as_str());
-                let mut out = ConnectJoin {
-                    announce: resume.is_some(),
-                };
-                self.client.join(channel, resume, &mut out).await;
-            }
-        }
+        self.join_defaults(since).await;
         // Handshake tokens cannot be refreshed on an open socket: it ends when its token does.
-        let expiry = token_deadline(self.client.identity().expires_at);
+        let expiry = self.expiry();
         loop {
             tokio::select! {
                 biased;
@@ -249,8 +261,39 @@ impl SioSession {
         );
     }
 
+    /// Joins the channels every socket gets on connect (SPEC §4.2: the broadcast channels and
+    /// the personal ones), resuming those with a position in the handshake's `auth.since`.
+    pub async fn join_defaults(&mut self, mut since: HashMap<String, StreamPosition>) {
+        let mut defaults: Vec<ChannelName> = BROADCAST_CHANNELS
+            .iter()
+            .filter_map(|c| ChannelName::parse(c).ok())
+            .collect();
+        defaults.extend(self.client.personal_channels());
+        for channel in defaults {
+            if self.client.may_read(&channel) {
+                // A position from the handshake resumes the channel; the client learns the
+                // outcome from a `subscribed` event written before the missed publications.
+                let resume = since.remove(channel.as_str());
+                let mut out = ConnectJoin {
+                    announce: resume.is_some(),
+                };
+                self.client.join(channel, resume, &mut out).await;
+            }
+        }
+    }
+
+    /// When the handshake token expires (it cannot be refreshed on an open socket).
+    pub fn expiry(&self) -> Option<tokio::time::Instant> {
+        token_deadline(self.client.identity().expires_at)
+    }
+
+    /// The socket's user, for the log lines.
+    pub fn user(&self) -> Option<&str> {
+        self.client.identity().user.as_deref()
+    }
+
     /// Handles one event; false when the socket must end.
-    async fn handle_incoming(&mut self, incoming: Incoming, handle: &ConnectionHandle) -> bool {
+    pub async fn handle_incoming(&mut self, incoming: Incoming, handle: &ConnectionHandle) -> bool {
         let Incoming { event, data, ack } = incoming;
         let mut out = SioResponder {
             event: &event,

@@ -1,9 +1,11 @@
 //! The write side of one Socket.IO socket, as a [`Transport`] of the shared write loop.
 //!
-//! Frames are the shared `["event",data]` argument arrays the hub encoded once per audience.
-//! socketioxide 0.18 has no public API taking a pre-encoded packet, so each frame is split back
-//! into its event name and a borrowed raw JSON value and emitted; the payload is copied, never
-//! re-serialized (docs/socketio.md has the measurement).
+//! Frames are the shared `42["event",data]` event packets the hub encoded once per audience
+//! (Switchboard's own websocket transport writes them as they are). socketioxide 0.18 has no
+//! public API taking a pre-encoded packet, so each frame loses its `42` and is split back into
+//! its event name and a borrowed raw JSON value and emitted; the payload is copied, never
+//! re-serialized (docs/socketio.md has the measurement). This serves polling sockets and those
+//! upgraded from polling.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use bytes::Bytes;
 use socketioxide::extract::SocketRef;
 use socketioxide::{SendError, SocketError};
 use switchboard_core::codes::CloseCode;
-use switchboard_core::socketio::split_event_args;
+use switchboard_core::socketio::split_event_packet;
 
 use crate::transports::write_loop::{Transport, WriteError};
 
@@ -27,16 +29,13 @@ pub enum EmitError {
 }
 
 /// Emits one shared frame. Empty frames (replies with nothing to say) are skipped; a frame
-/// that is not an argument array is a bug upstream, logged and skipped.
+/// that is not an event packet is a bug upstream, logged and skipped.
 pub fn emit_frame(socket: &SocketRef, frame: &[u8]) -> Result<(), EmitError> {
     if frame.is_empty() {
         return Ok(());
     }
-    let Some((event, data, meta)) = split_event_args(frame) else {
-        tracing::error!(
-            bytes = frame.len(),
-            "not a socket.io argument array; skipped"
-        );
+    let Some((event, data, meta)) = split_event_packet(frame) else {
+        tracing::error!(bytes = frame.len(), "not a socket.io event packet; skipped");
         return Ok(());
     };
     let sent = match meta {
