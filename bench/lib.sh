@@ -17,12 +17,14 @@ wait_port() {
 
 # start_switchboard BIN PORT DATA_DIR LOG: starts Switchboard in the background ($! is its pid)
 # with $SECRET as the JWT secret, logs at warn, and the per-user, per-IP and REST limits
-# raised: the defaults would rate-limit one benchmarking user on one address.
+# raised (SSE and long-poll requests too): the defaults would rate-limit one benchmarking user
+# on one address.
 start_switchboard() {
   RUST_LOG=warn \
   SWITCHBOARD_AUTH__JWT_SECRET="$SECRET" \
   SWITCHBOARD_LIMITS__CLIENT_MESSAGES_PER_MINUTE=10000000 \
   SWITCHBOARD_LIMITS__REST_WRITES_PER_MINUTE=10000000 \
+  SWITCHBOARD_LIMITS__FEED_REQUESTS_PER_MINUTE=10000000 \
   SWITCHBOARD_LIMITS__MAX_CONNECTIONS_PER_IP=1000000 \
     "$1" --listen "127.0.0.1:$2" --data-dir "$3" >"$4" 2>&1 &
 }
