@@ -31,6 +31,7 @@ use super::native::{self, NativeResponder};
 use super::write_loop::{self, CLOSE_FLUSH, Transport, WriteError};
 use super::ws_read::{
     ControlBudget, Ending, ProtocolClose, Read, classify, close_wait, configure, end,
+    write_text_frames,
 };
 use crate::commands::auth::{Refused, admit};
 use crate::commands::client::{Admission, Client, Resubscribe};
@@ -303,20 +304,7 @@ impl Transport for WsTransport {
     const FLUSH_ON_CLOSE: bool = true;
 
     async fn write_many(&mut self, frames: &mut Vec<Bytes>) -> Result<(), WriteError> {
-        for frame in frames.drain(..) {
-            if frame.is_empty() {
-                continue;
-            }
-            // Frames are built from `String`s, so this never fails; skip one if it somehow does.
-            let Ok(text) = Utf8Bytes::try_from(frame) else {
-                continue;
-            };
-            self.sink
-                .feed(Message::Text(text))
-                .await
-                .map_err(|_| WriteError::Gone)?;
-        }
-        self.sink.flush().await.map_err(|_| WriteError::Gone)
+        write_text_frames(&mut self.sink, frames).await
     }
 
     fn heartbeat(&self) -> Option<Duration> {

@@ -5,12 +5,15 @@
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocketUpgrade};
+use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use bytes::Bytes;
+use futures_util::SinkExt;
+use futures_util::stream::SplitSink;
 use switchboard_core::codes::CloseCode;
 use switchboard_core::hub::ConnectionHandle;
 use tokio::time::Instant;
 
-use super::write_loop::CLOSE_FLUSH;
+use super::write_loop::{CLOSE_FLUSH, WriteError};
 use crate::node::Node;
 
 /// Initial read buffer per WebSocket connection (native and Socket.IO), and the most read per
@@ -22,6 +25,28 @@ use crate::node::Node;
 pub const READ_BUFFER_BYTES: usize = 512;
 /// Bytes the socket library gathers before writing them out (tungstenite's default).
 pub const WRITE_BUFFER_BYTES: usize = 128 * 1024;
+
+/// Writes `frames` as text messages in one flush, draining the vector: the `write_many` of both
+/// WebSocket transports (their frames are whole protocol messages, encoded once and shared).
+/// Empty frames (replies with nothing to say) are skipped.
+pub async fn write_text_frames(
+    sink: &mut SplitSink<WebSocket, Message>,
+    frames: &mut Vec<Bytes>,
+) -> Result<(), WriteError> {
+    for frame in frames.drain(..) {
+        if frame.is_empty() {
+            continue;
+        }
+        // Frames are built from `String`s, so this never fails; skip one if it somehow does.
+        let Ok(text) = Utf8Bytes::try_from(frame) else {
+            continue;
+        };
+        sink.feed(Message::Text(text))
+            .await
+            .map_err(|_| WriteError::Gone)?;
+    }
+    sink.flush().await.map_err(|_| WriteError::Gone)
+}
 
 /// Configures an upgrade for messages of at most `max` bytes (`limits.max_message_bytes`).
 pub fn configure(ws: WebSocketUpgrade, max: usize) -> WebSocketUpgrade {

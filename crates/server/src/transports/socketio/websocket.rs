@@ -47,6 +47,7 @@ use crate::transports::expiry::sleep_until_some;
 use crate::transports::write_loop::{self, CLOSE_FLUSH, Transport, WriteError};
 use crate::transports::ws_read::{
     ControlBudget, Ending, ProtocolClose, Read, classify, close_wait, configure, end,
+    write_text_frames,
 };
 
 /// How long an Engine.IO session may stay without a Socket.IO connect (socket.io's
@@ -403,20 +404,7 @@ impl Transport for EioTransport {
     const FLUSH_ON_CLOSE: bool = true;
 
     async fn write_many(&mut self, frames: &mut Vec<Bytes>) -> Result<(), WriteError> {
-        for frame in frames.drain(..) {
-            if frame.is_empty() {
-                continue;
-            }
-            // Frames are built from `String`s, so this never fails; skip one if it somehow does.
-            let Ok(text) = Utf8Bytes::try_from(frame) else {
-                continue;
-            };
-            self.sink
-                .feed(Message::Text(text))
-                .await
-                .map_err(|_| WriteError::Gone)?;
-        }
-        self.sink.flush().await.map_err(|_| WriteError::Gone)
+        write_text_frames(&mut self.sink, frames).await
     }
 
     fn heartbeat(&self) -> Option<Duration> {
