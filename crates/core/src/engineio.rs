@@ -111,7 +111,8 @@ pub enum SioPacket<'a> {
 /// Decodes the Socket.IO packet inside an Engine.IO `message` (the text after its `4`).
 pub fn decode_socketio(text: &str) -> Result<SioPacket<'_>, PacketError> {
     let kind = *text.as_bytes().first().ok_or(PacketError::SocketIoType)?;
-    let mut rest = &text[1..];
+    // A first character of several bytes is no packet type (and `[1..]` would split it).
+    let mut rest = text.get(1..).ok_or(PacketError::SocketIoType)?;
     if matches!(kind, b'5' | b'6') {
         return Err(PacketError::Binary);
     }
@@ -311,6 +312,11 @@ mod tests {
 
     #[test]
     fn malformed_and_unsupported_packets_are_refused() {
+        // Found by the engineio_packets fuzz target: a multi-byte first character panicked.
+        assert_eq!(
+            decode_socketio("\u{a1}2n\"]").err(),
+            Some(PacketError::SocketIoType)
+        );
         for bad in [
             "2[",
             "2{\"a\":1}",
