@@ -376,7 +376,7 @@ async fn transient_publications_reach_other_nodes_except_one_connection() {
         .await
         .unwrap();
     match tokio::time::timeout(Duration::from_secs(5), other.recv()).await {
-        Ok(Some(switchboard_core::hub::Outbound::Transient(t))) => {
+        Ok(switchboard_core::hub::Outbound::Transient(t)) => {
             assert_eq!(t.channel, ch);
             let text = String::from_utf8(t.frame.to_vec()).unwrap();
             assert!(text.contains("user-typing"), "{text}");

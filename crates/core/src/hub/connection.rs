@@ -7,8 +7,9 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::task::AtomicWaker;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
+use super::queue::{OutboundReceiver, PushError, Queue};
 use super::{ConnId, Outbound, WireFormat};
 use crate::codes::CloseCode;
 use crate::publication::Audience;
@@ -72,7 +73,8 @@ pub struct ConnectionHandle {
     pub(super) format: WireFormat,
     pub(super) transport: Transport,
     audience: AtomicU8,
-    tx: mpsc::Sender<Outbound>,
+    /// Its bounded queue, drained by the one [`OutboundReceiver`].
+    pub(super) queue: Queue,
     close_reason: OnceLock<CloseCode>,
     close_signal: Notify,
     /// Woken by [`close`](ConnectionHandle::close) for the one task waiting in
@@ -90,7 +92,7 @@ impl ConnectionHandle {
         format: WireFormat,
         audience: Audience,
         capacity: usize,
-    ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
+    ) -> (Arc<Self>, OutboundReceiver) {
         let transport = match format {
             WireFormat::Native => Transport::WebSocket,
             WireFormat::SocketIo => Transport::SocketIo,
@@ -105,20 +107,20 @@ impl ConnectionHandle {
         transport: Transport,
         audience: Audience,
         capacity: usize,
-    ) -> (Arc<Self>, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(capacity.max(1));
+    ) -> (Arc<Self>, OutboundReceiver) {
         let handle = Arc::new(Self {
             id,
             format: transport.format(),
             transport,
             audience: AtomicU8::new(audience.index() as u8),
-            tx,
+            queue: Queue::new(capacity),
             close_reason: OnceLock::new(),
             close_signal: Notify::new(),
             writer_waker: AtomicWaker::new(),
             user: RwLock::new(None),
             overflowed: AtomicBool::new(false),
         });
+        let rx = OutboundReceiver::new(Arc::clone(&handle));
         (handle, rx)
     }
 
@@ -154,20 +156,20 @@ impl ConnectionHandle {
     /// Queues a reply, waiting for room: replies are answers to the client's own requests, so
     /// back-pressure on them only slows that client's reader.
     pub async fn send(&self, item: Outbound) -> bool {
-        self.tx.send(item).await.is_ok()
+        self.queue.push(item).await
     }
 
     /// Queues a reply without waiting. A full queue means the client does not read what it
     /// asked for: the connection closes as a slow consumer (false), as when a delivery finds
     /// it full, rather than leave the client waiting on an answer that never comes.
     pub fn try_queue(&self, frame: Bytes) -> bool {
-        match self.tx.try_send(Outbound::frame(frame)) {
+        match self.queue.try_push(Outbound::frame(frame)) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err((PushError::Full, _)) => {
                 self.close(CloseCode::SlowConsumer);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err((PushError::Gone, _)) => false,
         }
     }
 
@@ -238,16 +240,16 @@ impl ConnectionHandle {
 
     /// Queues a delivery without waiting; a full queue marks the connection a slow consumer.
     pub(super) fn offer(&self, item: Outbound) -> Offer {
-        match self.tx.try_send(item) {
+        match self.queue.try_push(item) {
             Ok(()) => Offer::Queued,
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err((PushError::Full, _)) => {
                 // Set before anything later can be queued, so a writer that sees a later item
                 // also sees the flag.
                 self.overflowed.store(true, Ordering::Release);
                 self.close(CloseCode::SlowConsumer);
                 Offer::Dropped
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Gone,
+            Err((PushError::Gone, _)) => Offer::Gone,
         }
     }
 }

@@ -16,6 +16,8 @@
 //!   [`Unsubscription`]), the items of a connection's queue.
 //! - `connection`: [`ConnectionHandle`], the hub's side of one connection: its bounded queue,
 //!   its audience and user, and how it is asked to close.
+//! - `queue`: that bounded queue and [`OutboundReceiver`], its writer's end (our own, not
+//!   tokio's channel: it costs an idle connection ~1 KiB less).
 //! - `registry`: [`Hub`] and [`HubStats`], the sharded registry and the fan-out, and
 //!   [`FanOutObserver`], how metrics see each fan-out once (per publication, not per subscriber).
 
@@ -24,6 +26,7 @@ use std::sync::Arc;
 mod connection;
 mod format;
 mod outbound;
+mod queue;
 mod registry;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
@@ -32,6 +35,7 @@ mod tests;
 pub use connection::{ConnectionHandle, Transport};
 pub use format::{WireFormat, is_wire_reserved};
 pub use outbound::{Completion, Encoded, Outbound, Unsubscription};
+pub use queue::OutboundReceiver;
 pub use registry::{FanOut, FanOutObserver, Hub, HubStats};
 
 /// A connection id. An `Arc` because every subscription in the registry and every presence

@@ -11,10 +11,10 @@ use crate::hub::Hub;
 
 /// What goes through a connection's bounded outbound queue, in order, to its writer task.
 ///
-/// Kept to 16 bytes (a pointer and a tag): every connection's queue allocates its first block of
-/// 32 slots up front, so the size of this enum is paid by every idle connection (1.3 KiB at 40
+/// Kept to 16 bytes (a pointer and a tag): each queued item is a slot of this size (tokio's
+/// channel, before our own queue, allocated 32 of them for every idle connection: 1.3 KiB at 40
 /// bytes, in dhat). Publications are one shared `Arc` (see [`Encoded`]); everything else is rare
-/// next to them and boxed: replies are allocated once more, idle connections save ~740 bytes.
+/// next to them and boxed: replies are allocated once more.
 #[derive(Debug)]
 pub enum Outbound {
     /// A reply or notice, written as is (see [`Outbound::frame`]).

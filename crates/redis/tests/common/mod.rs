@@ -13,10 +13,9 @@ use std::time::Duration;
 use rand::Rng;
 use switchboard_core::broker::Broker;
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::{ConnectionHandle, Hub, Outbound, WireFormat};
+use switchboard_core::hub::{ConnectionHandle, Hub, Outbound, OutboundReceiver, WireFormat};
 use switchboard_core::publication::Audience;
 use switchboard_redis::{RedisBroker, RedisBrokerConfig};
-use tokio::sync::mpsc;
 
 /// Where the test Redis is.
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -100,37 +99,37 @@ impl TestNode {
     }
 
     /// Subscribes a fresh connection to `channel` the way the server does.
-    pub async fn subscribe(&self, id: &str, channel: &ChannelName) -> mpsc::Receiver<Outbound> {
+    pub async fn subscribe(&self, id: &str, channel: &ChannelName) -> OutboundReceiver {
         let (conn, rx) =
             ConnectionHandle::new(id.into(), WireFormat::Native, Audience::Agent, 4096);
         self.hub.subscribe(channel, &conn);
         self.broker.on_subscribe(channel).await.unwrap();
-        // Keep the handle alive as long as the receiver: the hub holds an Arc to it.
         rx
     }
 }
 
 /// Waits for the next delivery on `rx` and returns `(offset, frame text)`.
-pub async fn next_delivery(rx: &mut mpsc::Receiver<Outbound>) -> (u64, String) {
+pub async fn next_delivery(rx: &mut OutboundReceiver) -> (u64, String) {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
-            Ok(Some(Outbound::Delivery(d))) => {
+            Ok(Outbound::Delivery(d)) => {
                 return (d.offset, String::from_utf8(d.frame.to_vec()).unwrap());
             }
-            Ok(Some(_)) => {}
-            Ok(None) => panic!("queue closed"),
+            Ok(_) => {}
             Err(_) => panic!("no delivery within 5 s"),
         }
     }
 }
 
-/// Asserts nothing more arrives on `rx` for a short while, and that the queue is still open:
-/// a closed queue (the hub dropped the connection) is not "quiet", it fails.
-pub async fn assert_quiet(rx: &mut mpsc::Receiver<Outbound>) {
+/// Asserts nothing more arrives on `rx` for a short while, and that the hub still holds the
+/// connection: a connection the hub dropped is not "quiet", it fails.
+pub async fn assert_quiet(rx: &mut OutboundReceiver) {
     match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
-        Err(_) => assert!(!rx.is_closed(), "the queue was closed"),
-        Ok(Some(item)) => panic!("unexpected delivery: {item:?}"),
-        Ok(None) => panic!("the queue was closed: the connection was dropped"),
+        Err(_) => assert!(
+            Arc::strong_count(rx.handle()) > 1,
+            "the hub dropped the connection"
+        ),
+        Ok(item) => panic!("unexpected delivery: {item:?}"),
     }
 }
 

@@ -23,9 +23,8 @@ use switchboard_core::channel::ChannelName;
 use switchboard_core::codes::CloseCode;
 use switchboard_core::cursor::Cursor;
 use switchboard_core::gate::{Released, StreamGate};
-use switchboard_core::hub::{Completion, ConnectionHandle, Outbound, Transport};
+use switchboard_core::hub::{Completion, ConnectionHandle, Outbound, OutboundReceiver, Transport};
 use switchboard_core::publication::StreamPosition;
-use tokio::sync::mpsc;
 
 use switchboard_core::ids::new_id;
 
@@ -189,7 +188,7 @@ pub struct Feed {
     handle: Arc<ConnectionHandle>,
     /// Counts the feed as a connection of its transport while it lives.
     session: Session,
-    rx: mpsc::Receiver<Outbound>,
+    rx: OutboundReceiver,
     gate: StreamGate,
     channels: Vec<ChannelName>,
     cursor: Cursor,
@@ -331,7 +330,6 @@ impl Feed {
             biased;
             code = self.handle.closed() => FeedEvent::Closed(code),
             item = self.rx.recv() => {
-                let Some(item) = item else { return FeedEvent::Closed(CloseCode::Normal) };
                 let mut out = Vec::new();
                 // After an overflow the stream has a gap: hand out nothing more, so the
                 // client's cursor stays before the dropped publication and resuming recovers it.
@@ -340,7 +338,7 @@ impl Feed {
                 }
                 self.gate.process_tracked(item, &mut out);
                 while out.len() < BATCH {
-                    let Ok(item) = self.rx.try_recv() else { break };
+                    let Some(item) = self.rx.try_recv() else { break };
                     if self.handle.overflowed() {
                         break;
                     }

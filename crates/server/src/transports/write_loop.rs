@@ -11,8 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use switchboard_core::codes::CloseCode;
 use switchboard_core::gate::StreamGate;
-use switchboard_core::hub::{ConnectionHandle, Outbound};
-use tokio::sync::mpsc;
+use switchboard_core::hub::{ConnectionHandle, OutboundReceiver};
 use tokio::time::{Instant, Interval};
 
 use crate::node::Node;
@@ -63,7 +62,7 @@ pub trait Transport: Send {
 pub async fn run<T: Transport>(
     node: Arc<Node>,
     mut transport: T,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: OutboundReceiver,
     handle: Arc<ConnectionHandle>,
 ) {
     let mut gate = StreamGate::default();
@@ -86,7 +85,6 @@ pub async fn run<T: Transport>(
             code = &mut closed => break code,
             () = &mut shutdown => break CloseCode::Restarting,
             item = rx.recv() => {
-                let Some(item) = item else { break CloseCode::Normal };
                 // After an overflow the stream has a gap: write nothing more, so the client's
                 // last offset stays before the dropped publication and resuming recovers it.
                 if handle.overflowed() {
@@ -95,8 +93,8 @@ pub async fn run<T: Transport>(
                 gate.process(item, &mut out);
                 while out.len() < BATCH && !handle.overflowed() {
                     match rx.try_recv() {
-                        Ok(item) => gate.process(item, &mut out),
-                        Err(_) => break,
+                        Some(item) => gate.process(item, &mut out),
+                        None => break,
                     }
                 }
                 // A client that stopped reading blocks this write; the close (4009 from the
@@ -146,7 +144,7 @@ pub async fn run<T: Transport>(
     handle.close(code);
     if T::FLUSH_ON_CLOSE && code != CloseCode::SlowConsumer && !handle.overflowed() {
         let flush = async {
-            while let Ok(item) = rx.try_recv() {
+            while let Some(item) = rx.try_recv() {
                 gate.process(item, &mut out);
             }
             transport.write_many(&mut out).await
