@@ -39,13 +39,12 @@ use switchboard::transports::{native, socketio};
 use switchboard_core::auth::Identity;
 use switchboard_core::broker::MemoryBroker;
 use switchboard_core::channel::ChannelName;
-use switchboard_core::hub::{ConnectionHandle, Hub, Outbound, WireFormat};
+use switchboard_core::hub::{ConnectionHandle, Hub, Outbound, OutboundReceiver, WireFormat};
 use switchboard_core::protocol;
 use switchboard_core::publication::{Audience, PublicationData};
 use switchboard_core::refusal::Refusal;
 use switchboard_store::Store;
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
 
 use switchboard_fuzz::commands_model::*;
 
@@ -63,7 +62,7 @@ impl Responder for OutOfBand {
 
 struct Conn {
     client: Client,
-    rx: mpsc::Receiver<Outbound>,
+    rx: OutboundReceiver,
     /// The identity the rules say this connection has.
     expected: Identity,
 }
@@ -331,7 +330,7 @@ impl World {
             let id = conn.client.id().to_owned();
             assert_eq!(conn.client.identity(), &conn.expected, "{id}: identity");
             let agent = conn.expected.audience() == Audience::Agent;
-            while let Ok(item) = conn.rx.try_recv() {
+            while let Some(item) = conn.rx.try_recv() {
                 let (channel, frames): (ChannelName, Vec<Bytes>) = match item {
                     Outbound::Delivery(e) | Outbound::Transient(e) => {
                         (e.channel.clone(), vec![e.frame.clone()])
