@@ -109,8 +109,9 @@ impl Queue {
             state.items = VecDeque::new();
         }
         drop(state);
-        // A sender waits only on a full queue, so the first pop after its try sees it full.
-        if was_full && item.is_some() {
+        // A sender waits only on a full queue, so the first pop after its try sees it full
+        // (and a full queue is never empty: the capacity is at least one).
+        if was_full {
             self.room.notify_waiters();
         }
         item
@@ -119,6 +120,7 @@ impl Queue {
     fn close_receiver(&self) {
         let mut state = self.lock();
         state.receiver_gone = true;
+        // Dropped after the lock is released: the last reference to a publication may free it.
         let items = std::mem::take(&mut state.items);
         drop(state);
         drop(items);
